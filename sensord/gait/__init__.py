@@ -1,0 +1,1 @@
+"""Pure streaming gait estimators."""
