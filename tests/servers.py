@@ -1,0 +1,354 @@
+"""Real servers for tests: mosquitto, InfluxDB 1.x and VictoriaMetrics.
+
+Each server runs as a child process on a free loopback port with its own temporary data
+directory, and can be stopped and started again on the same port and data (for outage
+tests). The pytest fixtures ``mosquitto``, ``influxdb1`` and ``victoria`` in
+``tests/conftest.py`` yield these objects; use them from any test::
+
+    def test_something(mosquitto, influxdb1):
+        mosquitto.host, mosquitto.port          # MQTT broker (anonymous allowed)
+        influxdb1.url                          # http://127.0.0.1:PORT
+        influxdb1.create_database("sensord")
+        influxdb1.query("SELECT count(*) FROM steps", db="sensord")  # -> list of rows
+
+    def test_vm(victoria):
+        victoria.url                           # accepts /api/v2/write and /write
+        victoria.query("count(steps_gct_ms)")  # PromQL instant query -> result list
+        victoria.export('{__name__=~"steps_.*"}')  # raw samples (one dict per series)
+
+No mocks: these are the packaged binaries (``/usr/sbin/mosquitto``, ``/usr/bin/influxd``,
+``/usr/bin/victoria-metrics``). A missing binary skips the test that asked for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+#: How long a server may take to start accepting connections, seconds.
+STARTUP_TIMEOUT_S = 30.0
+
+MOSQUITTO_BIN = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD_BIN = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+INFLUXD_BIN = shutil.which("influxd") or "/usr/bin/influxd"
+VICTORIA_BIN = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _http(url: str, data: bytes | None = None, method: str | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status), resp.read()
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read()
+
+
+class _Process:
+    """A restartable child process with a readiness probe."""
+
+    name = "server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = self.workdir / f"{self.name}.log"
+
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        return _port_open(self.host, self.port)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def start(self) -> None:
+        """Start (or restart) on the same port and data directory; wait until ready."""
+        if self.running:
+            return
+        log = self._log.open("ab")
+        self._proc = subprocess.Popen(
+            self._argv(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        log.close()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start-up; log:\n{self.log_tail()}")
+            if self._ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready after {STARTUP_TIMEOUT_S} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM, then SIGKILL after 15 s)."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def kill(self) -> None:
+        """Hard stop (SIGKILL), as in a crash."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def log_tail(self, n_chars: int = 4000) -> str:
+        try:
+            return self._log.read_text(errors="replace")[-n_chars:]
+        except OSError:
+            return ""
+
+
+class MosquittoServer(_Process):
+    """A mosquitto broker with persistence on; anonymous access unless a config is given.
+
+    Parameters
+    ----------
+    workdir
+        Directory for the config, persistence file and log.
+    config_text
+        Extra configuration lines (``listener`` is added by this class). When ``None``,
+        anonymous access on the listener is allowed.
+    """
+
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path, config_text: str | None = None) -> None:
+        super().__init__(workdir)
+        body = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            "persistence_file mosquitto.db",
+            "autosave_interval 1",
+            # Keep every QoS 1 message queued for an offline persistent session.
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+        ]
+        if os.geteuid() == 0:
+            body.append("user root")  # keep write access to the temporary data dir
+        if config_text is None:
+            body.append("allow_anonymous true")
+        else:
+            body.append(config_text)
+        self.config_path = self.workdir / "mosquitto.conf"
+        self.config_path.write_text("\n".join(body) + "\n")
+
+    def _argv(self) -> list[str]:
+        return [MOSQUITTO_BIN, "-c", str(self.config_path)]
+
+
+class InfluxDB1Server(_Process):
+    """InfluxDB 1.x (``influxd``) with HTTP on a free port; no auth.
+
+    ``url`` is the HTTP base; :meth:`query` runs InfluxQL and returns the first series'
+    rows as dicts (``[]`` when empty).
+    """
+
+    name = "influxd"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.rpc_port = free_port()
+        self.config_path = self.workdir / "influxdb.conf"
+        d = self.workdir
+        self.config_path.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{d}/meta"
+  logging-enabled = false
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  wal-fsync-delay = "0s"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[coordinator]
+  log-queries-after = "0s"
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = false
+  log-enabled = false
+  max-body-size = 0
+[continuous_queries]
+  enabled = false
+[logging]
+  level = "warn"
+"""
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _argv(self) -> list[str]:
+        return [INFLUXD_BIN, "run", "-config", str(self.config_path)]
+
+    def _ready(self) -> bool:
+        try:
+            status, _ = _http(self.url + "/ping")
+        except OSError:
+            return False
+        return status == 204
+
+    def raw_query(self, q: str, db: str | None = None) -> dict[str, Any]:
+        """Run InfluxQL (POST /query); the decoded JSON response."""
+        params = {"q": q, "epoch": "ms"}
+        if db is not None:
+            params["db"] = db
+        status, body = _http(
+            self.url + "/query", data=urllib.parse.urlencode(params).encode(), method="POST"
+        )
+        if status != 200:
+            raise RuntimeError(f"InfluxQL {q!r} -> HTTP {status}: {body[:300]!r}")
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    def query(self, q: str, db: str | None = None) -> list[dict[str, Any]]:
+        """Run InfluxQL; rows of every series of the first statement, as dicts."""
+        result = self.raw_query(q, db)["results"][0]
+        if "error" in result:
+            raise RuntimeError(f"InfluxQL {q!r}: {result['error']}")
+        rows: list[dict[str, Any]] = []
+        for series in result.get("series", []):
+            tags = series.get("tags", {})
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values, strict=True))
+                row.update(tags)
+                rows.append(row)
+        return rows
+
+    def create_database(self, db: str) -> None:
+        self.raw_query(f'CREATE DATABASE "{db}"')
+
+
+class VictoriaServer(_Process):
+    """Single-node VictoriaMetrics, reads immediately consistent, 1 ms de-duplication.
+
+    ``-dedup.minScrapeInterval=1ms`` makes a re-written sample (same series and
+    millisecond) count once, as InfluxDB would overwrite it.
+    """
+
+    name = "victoria-metrics"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _argv(self) -> list[str]:
+        return [
+            VICTORIA_BIN,
+            f"-httpListenAddr={self.host}:{self.port}",
+            f"-storageDataPath={self.workdir}/data",
+            "-search.latencyOffset=0",
+            "-dedup.minScrapeInterval=1ms",
+            "-retentionPeriod=100y",
+            "-loggerLevel=ERROR",
+        ]
+
+    def _ready(self) -> bool:
+        try:
+            status, _ = _http(self.url + "/health")
+        except OSError:
+            return False
+        return status == 200
+
+    def flush(self) -> None:
+        """Make recently written samples searchable (``/internal/force_flush``)."""
+        _http(self.url + "/internal/force_flush")
+
+    def query(self, promql: str, time_ms: int | None = None) -> list[dict[str, Any]]:
+        """PromQL instant query; the ``data.result`` list."""
+        self.flush()
+        params = {"query": promql}
+        if time_ms is not None:
+            params["time"] = f"{time_ms / 1000:.3f}"
+        status, body = _http(self.url + "/api/v1/query?" + urllib.parse.urlencode(params))
+        if status != 200:
+            raise RuntimeError(f"PromQL {promql!r} -> HTTP {status}: {body[:300]!r}")
+        result: list[dict[str, Any]] = json.loads(body)["data"]["result"]
+        return result
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """Raw samples of every series matching ``match`` (``/api/v1/export``)."""
+        self.flush()
+        q = urllib.parse.urlencode({"match[]": match, "reduce_mem_usage": "1"})
+        status, body = _http(self.url + "/api/v1/export?" + q)
+        if status != 200:
+            raise RuntimeError(f"export {match!r} -> HTTP {status}: {body[:300]!r}")
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+def make_passwd_file(path: Path, users: dict[str, str]) -> Path:
+    """Write a mosquitto password file for ``users`` (name -> password) with mosquitto_passwd."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    for i, (user, password) in enumerate(users.items()):
+        argv = [MOSQUITTO_PASSWD_BIN, "-b"]
+        if i == 0:
+            argv.append("-c")
+        subprocess.run([*argv, str(path), user, password], check=True, capture_output=True)
+    os.chmod(path, 0o600)
+    return path
+
+
+@contextlib.contextmanager
+def running(server: _Process) -> Iterator[_Process]:
+    """Start ``server``, yield it, always stop it."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
