@@ -1,0 +1,105 @@
+"""The :class:`Source` protocol: where a live run's samples come from.
+
+A source is an async stream of events, each either a :class:`~sensord.model.SampleBlock`
+(samples, in order, on the source's time axis in seconds) or a
+:class:`~sensord.model.SensorHealth` (link quality, every few seconds). Three sources
+implement it:
+
+- :class:`sensord.sources.ble.collector.BleCollector`: a live BLE sensor via bleak,
+- :class:`sensord.sources.replay.ReplaySource`: a recording CSV replayed at real time
+  (or faster),
+- :class:`sensord.sources.sim_source.SimSource`: the simulator, streamed live.
+
+Usage (the runtime)::
+
+    async with source:                  # connects / opens; info is known after this
+        info = source.info              # profile, placement hint, has_gyro, rate
+        async for event in source.stream():
+            ...
+
+Time axis
+---------
+``SampleBlock.t_s`` is seconds since the source started (its first sample is near 0),
+strictly increasing across blocks. Missing samples show up as a jump in ``t_s``; a
+source never interpolates across a gap. For a BLE sensor the axis is host time (the
+sensor clock mapped through :mod:`sensord.sources.ble.clock`), so several sensors of one
+run share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+from sensord.model import Placement, SampleBlock, SensorHealth
+
+#: What a source yields.
+SourceEvent = SampleBlock | SensorHealth
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Facts about a source the runtime needs for :class:`~sensord.model.RunInfo`.
+
+    Attributes
+    ----------
+    sensor_id
+        Stable identifier of the sensor (BLE address, recording path, ``"sim"``).
+    profile
+        Profile name (``"polar_pmd"``, ``"rsc"``, ``"recording"``, ``"simulator"``...).
+    placement_hint
+        Where the sensor is probably worn, or ``None`` when unknown (the user decides).
+    has_gyro
+        Whether sample blocks carry angular rate.
+    rate_hz
+        Nominal sample rate, Hz, or ``None`` for a source without raw samples.
+    name
+        Human-readable device name, if any.
+    cadence_only
+        ``True`` for a sensor that reports cadence, not raw IMU samples (RSC footpod):
+        its blocks are empty and its metrics arrive as ``SensorHealth``-side values.
+    """
+
+    sensor_id: str
+    profile: str
+    placement_hint: Placement | None
+    has_gyro: bool
+    rate_hz: float | None
+    name: str = ""
+    cadence_only: bool = False
+
+
+@runtime_checkable
+class Source(Protocol):
+    """An async stream of :data:`SourceEvent` from one sensor.
+
+    ``__aenter__`` opens the source (connects, loads the file) and raises
+    :class:`~sensord.errors.ServiceError` / :class:`~sensord.errors.InputError` when it
+    cannot; after it, :attr:`info` is valid. ``stream()`` yields events until the
+    source ends (recording exhausted, ``close()`` called); a live source never ends on
+    its own and never raises on bad data (it counts it in ``SensorHealth``).
+    """
+
+    @property
+    def info(self) -> SourceInfo:
+        """Facts about the sensor; valid after ``__aenter__``."""
+        ...
+
+    async def __aenter__(self) -> Source: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def stream(self) -> AsyncIterator[SourceEvent]:
+        """The events, in order; ends when the source ends or is closed."""
+        ...
+
+    async def close(self) -> None:
+        """Stop streaming and release the device / file; idempotent."""
+        ...
