@@ -265,6 +265,8 @@ class FormSummary(_Record):
     form_score: float | None = None
     activity: Literal["run", "walk", "still"] | None = None
     steps: int = 0
+    #: metrics pulling ``form_score`` down, worst first, comma-separated (or ``None``)
+    form_factors: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
