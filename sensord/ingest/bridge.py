@@ -1,0 +1,394 @@
+"""The MQTT -> InfluxDB bridge behind ``sensord ingest``.
+
+Delivery is at-least-once end to end, and exactly-once in the database because writes
+are idempotent (a redelivered step has the same measurement, tags and timestamp):
+
+- MQTT 5 persistent session (fixed client id, ``clean_start=False``, session expiry),
+  QoS 1 subscriptions, optionally shared (``$share/<group>/...``) across replicas.
+- Manual acknowledgements: a message's PUBACK is sent only after every point it carries
+  is written to the database (or after it was published to the dead-letter topic).
+  A crash (even SIGKILL) before that leaves the message unacknowledged in the broker's
+  session, which redelivers it on reconnect.
+- Memory is bounded by the MQTT 5 *Receive Maximum* the bridge announces: the broker
+  stops sending once that many messages are unacknowledged and keeps the rest queued in
+  the session (overflow policy: back-pressure onto the broker, nothing is dropped here).
+- Database failures (5xx, 429, timeouts, refused connections) are retried forever with
+  capped exponential backoff, honouring ``Retry-After``; a batch the database rejects as
+  invalid (4xx) is split per message and the rejected messages are dead-lettered.
+- Invalid payloads go to ``sensord/v1/_deadletter`` with the reason; the bridge goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from sensord.contract import DEADLETTER_TOPIC, INGEST_FILTERS, ContractError, deadletter_payload
+from sensord.contract import decode as decode_message
+from sensord.ingest.points import to_lines
+from sensord.ingest.transport import LineWriter, WriteError
+
+log = logging.getLogger("sensord.ingest")
+
+#: MQTT 5 session expiry meaning "never" (the broker may still cap it).
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """Where and how to reach the MQTT broker.
+
+    The password comes from the environment or a file (see ``sensord ingest --help``),
+    never from a config file; it is not part of ``repr``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Bridge settings.
+
+    Attributes
+    ----------
+    client_id
+        Fixed MQTT client id (the persistent session's name); one per replica.
+    shared_group
+        When set, subscribe as ``$share/<shared_group>/...`` so replicas split the load.
+    session_expiry_s
+        How long the broker keeps the session (and queues messages) while the bridge is
+        away. Default: never expires.
+    receive_max
+        Most unacknowledged messages in flight to the bridge (MQTT 5 Receive Maximum);
+        this bounds the bridge's memory.
+    batch_max_lines
+        Write when this many points are buffered ...
+    linger_s
+        ... or when the oldest buffered point has waited this long.
+    backoff_initial_s, backoff_max_s
+        Retry delays for database writes and broker reconnects (doubling, capped).
+    """
+
+    client_id: str = "sensord-ingest"
+    shared_group: str | None = None
+    session_expiry_s: int = SESSION_NEVER_EXPIRES
+    receive_max: int = 2000
+    batch_max_lines: int = 5000
+    linger_s: float = 0.2
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    stop_grace_s: float = 10.0
+    filters: tuple[str, ...] = INGEST_FILTERS
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """Counters since the bridge started."""
+
+    messages: int = 0
+    points_written: int = 0
+    batches_written: int = 0
+    deadlettered: int = 0
+    write_retries: int = 0
+    reconnects: int = 0
+
+
+@dataclass(slots=True)
+class _Item:
+    conn: int
+    mid: int
+    qos: int
+    lines: list[str]
+    topic: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class _Counters:
+    messages: int = 0
+    points_written: int = 0
+    batches_written: int = 0
+    deadlettered: int = 0
+    write_retries: int = 0
+    reconnects: int = 0
+
+
+def _paho(client: aiomqtt.Client) -> Any:
+    """The underlying paho client: aiomqtt 2.5 has no public manual-ack API."""
+    return client._client
+
+
+class IngestBridge:
+    """Consumes sensord/v1 messages and writes them to the database.
+
+    Parameters
+    ----------
+    broker
+        MQTT connection settings.
+    writer
+        The database seam (:class:`~sensord.ingest.transport.InfluxV1Writer` or
+        :class:`~sensord.ingest.transport.InfluxV2Writer`).
+    config
+        Session, batching and retry settings.
+
+    Examples
+    --------
+    >>> bridge = IngestBridge(BrokerConfig(), writer, IngestConfig())  # doctest: +SKIP
+    >>> await bridge.run()  # until bridge.stop()                       # doctest: +SKIP
+    """
+
+    def __init__(
+        self, broker: BrokerConfig, writer: LineWriter, config: IngestConfig | None = None
+    ) -> None:
+        self._broker = broker
+        self._writer = writer
+        self._cfg = config or IngestConfig()
+        self._c = _Counters()
+        self._stop = asyncio.Event()
+        self._conn = 0  # id of the live connection; 0 = none
+        self._conn_seq = 0
+        self._client: aiomqtt.Client | None = None
+        self._batch: list[_Item] = []
+        self._batch_lines = 0
+        self._batch_started = 0.0
+        self._flush_q: asyncio.Queue[list[_Item]] = asyncio.Queue(maxsize=1)
+        self.connected = asyncio.Event()
+
+    @property
+    def stats(self) -> IngestStats:
+        """A snapshot of the counters."""
+        c = self._c
+        return IngestStats(
+            c.messages,
+            c.points_written,
+            c.batches_written,
+            c.deadlettered,
+            c.write_retries,
+            c.reconnects,
+        )
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to flush what it has, acknowledge it and return."""
+        self._stop.set()
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; reconnects to the broker forever."""
+        writer_task = asyncio.create_task(self._writer_loop(), name="ingest-writer")
+        delay = self._cfg.backoff_initial_s
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self._session()
+                    delay = self._cfg.backoff_initial_s
+                except aiomqtt.MqttError as e:
+                    log.warning("broker connection lost or refused: %s", e)
+                finally:
+                    self._conn = 0
+                    self._client = None
+                    self.connected.clear()
+                    self._drop_unflushed()
+                if self._stop.is_set():
+                    break
+                self._c.reconnects += 1
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._cfg.backoff_max_s)
+        finally:
+            writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer_task
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._cfg.session_expiry_s
+        props.ReceiveMaximum = self._cfg.receive_max
+        return props
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self._broker.tls:
+            return None
+        return ssl.create_default_context(cafile=self._broker.ca_file)
+
+    async def _session(self) -> None:
+        b = self._broker
+        client = aiomqtt.Client(
+            b.host,
+            b.port,
+            username=b.username,
+            password=b.password,
+            identifier=self._cfg.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=self._connect_properties(),
+            keepalive=b.keepalive_s,
+            tls_context=self._tls_context(),
+            timeout=10,
+        )
+        # Before connecting: a resumed session delivers queued messages right after CONNACK.
+        _paho(client).manual_ack_set(True)
+        async with client:
+            self._conn_seq += 1
+            conn = self._conn = self._conn_seq
+            self._client = client
+            prefix = f"$share/{self._cfg.shared_group}/" if self._cfg.shared_group else ""
+            for f in self._cfg.filters:
+                await client.subscribe(prefix + f, qos=1)
+            log.info("connected to %s:%d as %s", b.host, b.port, self._cfg.client_id)
+            self.connected.set()
+            reader: asyncio.Task[Any] = asyncio.create_task(self._reader(client, conn))
+            ticker: asyncio.Task[Any] = asyncio.create_task(self._ticker())
+            stopper: asyncio.Task[Any] = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait(
+                {reader, ticker, stopper}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in (reader, ticker, stopper):
+                t.cancel()
+            for t in (reader, ticker, stopper):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            if stopper in done:
+                await self._drain(conn)
+                return
+            for t in done:
+                exc = t.exception()
+                if exc is not None:
+                    raise exc
+
+    async def _drain(self, conn: int) -> None:
+        """On stop: write and acknowledge what is buffered (give up after the grace period;
+        whatever is left unacknowledged is redelivered to the next run)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._hand_off(), self._cfg.stop_grace_s)
+            await asyncio.wait_for(self._flush_q.join(), self._cfg.stop_grace_s)
+
+    # ------------------------------------------------------------------- reading
+
+    async def _reader(self, client: aiomqtt.Client, conn: int) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = str(payload).encode()
+            payload = bytes(payload)
+            self._c.messages += 1
+            item = _Item(conn, message.mid, message.qos, [], topic, payload)
+            try:
+                item.lines = to_lines(decode_message(topic, payload))
+            except ContractError as e:
+                await self._deadletter(client, topic, payload, str(e))
+            except Exception as e:  # a bug must not stop the bridge: dead-letter and go on
+                log.exception("unexpected error handling a message on %s", topic)
+                await self._deadletter(client, topic, payload, f"internal error: {e!r}")
+            if not self._batch:
+                self._batch_started = time.monotonic()
+            self._batch.append(item)
+            self._batch_lines += len(item.lines)
+            if self._batch_lines >= self._cfg.batch_max_lines:
+                await self._hand_off()
+
+    async def _deadletter(
+        self, client: aiomqtt.Client, topic: str, payload: bytes, reason: str
+    ) -> None:
+        log.warning("dead-lettered a message on %s: %s", topic, reason)
+        body = deadletter_payload(topic, payload, reason, int(time.time() * 1000))
+        await client.publish(DEADLETTER_TOPIC, body, qos=1)
+        self._c.deadlettered += 1
+
+    async def _ticker(self) -> None:
+        period = max(self._cfg.linger_s / 4, 0.005)
+        while True:
+            await asyncio.sleep(period)
+            if self._batch and time.monotonic() - self._batch_started >= self._cfg.linger_s:
+                await self._hand_off()
+
+    async def _hand_off(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_lines = self._batch, [], 0
+        await self._flush_q.put(batch)
+
+    def _drop_unflushed(self) -> None:
+        """After a disconnect the broker redelivers unacked messages: forget the open batch."""
+        self._batch, self._batch_lines = [], 0
+
+    # ------------------------------------------------------------------- writing
+
+    async def _writer_loop(self) -> None:
+        while True:
+            batch = await self._flush_q.get()
+            try:
+                await self._write_batch(batch)
+                self._ack(batch)
+            finally:
+                self._flush_q.task_done()
+
+    async def _write_batch(self, batch: list[_Item]) -> None:
+        lines = [ln for item in batch for ln in item.lines]
+        if not lines:
+            return
+        try:
+            await self._write_retrying(lines)
+        except WriteError as e:  # rejected as invalid: find the culprits one message at a time
+            log.warning("database rejected a batch of %d points (%s); splitting", len(lines), e)
+            for item in batch:
+                if not item.lines:
+                    continue
+                try:
+                    await self._write_retrying(item.lines)
+                except WriteError as e1:
+                    item.lines = []
+                    client = self._client
+                    if client is not None and self._conn == item.conn:
+                        await self._deadletter(
+                            client, item.topic, item.payload, f"rejected by database: {e1}"
+                        )
+                    else:
+                        item.conn = -1  # not acked: the broker redelivers, we retry
+        self._c.batches_written += 1
+
+    async def _write_retrying(self, lines: list[str]) -> None:
+        """Write until it succeeds; raise only non-retryable errors."""
+        body = "\n".join(lines).encode()
+        delay = self._cfg.backoff_initial_s
+        while True:
+            try:
+                await self._writer.write(body)
+                self._c.points_written += len(lines)
+                return
+            except WriteError as e:
+                if not e.retryable:
+                    raise
+                wait = delay * (0.5 + random.random())
+                if e.retry_after_s is not None:
+                    wait = min(max(e.retry_after_s, 0.0), 300.0)
+                self._c.write_retries += 1
+                log.warning("database write failed (%s); retrying in %.1f s", e, wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self._cfg.backoff_max_s)
+
+    def _ack(self, batch: list[_Item]) -> None:
+        client = self._client
+        if client is None:
+            return
+        paho = _paho(client)
+        for item in batch:
+            if item.conn == self._conn and item.qos > 0:
+                paho.ack(item.mid, item.qos)
