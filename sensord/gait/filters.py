@@ -1,0 +1,99 @@
+"""Streaming building blocks: a bounded ring of recent samples and linear-phase kernels.
+
+Detectors keep the last few seconds of their signals in a :class:`Ring` addressed by
+absolute grid index, and compute smoothed signals and derivatives with symmetric
+(linear-phase, zero-delay after alignment) Gaussian kernels only where the kernel's
+whole support is available. Each output sample then depends on a fixed window of input
+samples, never on where a block boundary fell: the core of chunk invariance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sensord.model import FloatArray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Ring:
+    """The most recent samples of a multi-channel signal, by absolute index.
+
+    Attributes
+    ----------
+    start
+        Absolute index of ``data[0]``.
+    data
+        ``(m, channels)`` array; ``m`` never exceeds the ``max_len`` given to
+        :meth:`append`.
+    """
+
+    start: int
+    data: FloatArray
+
+    @staticmethod
+    def empty(start: int, channels: int) -> Ring:
+        return Ring(start, np.empty((0, channels)))
+
+    @property
+    def end(self) -> int:
+        """Absolute index one past the last sample."""
+        return self.start + int(self.data.shape[0])
+
+    def append(self, new: FloatArray, max_len: int) -> Ring:
+        data = np.concatenate([self.data, new]) if self.data.shape[0] else new
+        drop = max(0, data.shape[0] - max_len)
+        return Ring(self.start + drop, data[drop:])
+
+    def get(self, a: int, b: int) -> FloatArray:
+        """Samples ``[a, b)`` by absolute index, clipped to what is held."""
+        lo = max(a, self.start) - self.start
+        hi = max(min(b, self.end) - self.start, lo)
+        return self.data[lo:hi]
+
+
+def gaussian_kernels(sigma_s: float, rate_hz: float) -> tuple[FloatArray, FloatArray]:
+    """Gaussian smoothing and first-derivative kernels for :func:`correlate_valid`.
+
+    Parameters
+    ----------
+    sigma_s
+        Standard deviation of the Gaussian in seconds.
+    rate_hz
+        Sample rate.
+
+    Returns
+    -------
+    smooth, deriv
+        Kernels of length ``2r + 1`` with ``r = ceil(3 sigma)`` samples. ``smooth``
+        sums to 1; ``deriv`` returns the derivative per second of the smoothed signal
+        (it maps a unit-slope ramp to exactly ``rate_hz``).
+    """
+    sigma = max(sigma_s * rate_hz, 0.5)
+    r = max(1, math.ceil(3.0 * sigma))
+    m = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (m / sigma) ** 2)
+    g /= g.sum()
+    d = m * g
+    d /= float(np.sum(m * d))
+    return g, d * rate_hz
+
+
+def correlate_valid(x: FloatArray, kernel: FloatArray) -> FloatArray:
+    """``y[i] = sum_j x[i + j] * kernel[j]`` for every fully covered ``i``.
+
+    The output sample ``i`` is centred on input sample ``i + len(kernel) // 2``.
+    """
+    if x.shape[0] < kernel.shape[0]:
+        return np.empty(0)
+    return np.correlate(x, kernel, mode="valid")
+
+
+def parabolic_offset(y_left: float, y_mid: float, y_right: float) -> float:
+    """Sub-sample offset (-0.5..0.5) of the extremum of a parabola through 3 points."""
+    den = y_left - 2.0 * y_mid + y_right
+    if den == 0.0 or not math.isfinite(den):
+        return 0.0
+    return float(np.clip(0.5 * (y_left - y_right) / den, -0.5, 0.5))
