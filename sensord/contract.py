@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 from sensord.errors import InputError
@@ -138,6 +139,29 @@ class Envelope:
     run_id: str
     records: tuple[dict[str, Any], ...]
     placement: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """Where and how to reach the MQTT broker.
+
+    The password comes from the environment or a file (see ``sensord ingest --help``),
+    never from a config file; it is not part of ``repr``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+    keepalive_s: int = 30
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """An SSL context when ``tls`` is on (verifying against ``ca_file`` if given)."""
+        if not self.tls:
+            return None
+        return ssl.create_default_context(cafile=self.ca_file)
 
 
 class RunSink(Protocol):

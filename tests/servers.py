@@ -352,3 +352,168 @@ def running(server: _Process) -> Iterator[_Process]:
         yield server
     finally:
         server.stop()
+
+
+class TcpProxy:
+    """A loopback TCP relay to ``target`` that can be cut, as if the network went away.
+
+    ``cut()`` closes every relayed connection and stops listening (new connections are
+    refused); ``restore()`` listens again on the same port. Runs in a daemon thread.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        import threading
+
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._target = (target_host, target_port)
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self.restore()
+
+    def restore(self) -> None:
+        """Accept connections again."""
+        import threading
+
+        with self._lock:
+            if self._listener is not None:
+                return
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((self.host, self.port))
+            s.listen(64)
+            self._listener = s
+        t = threading.Thread(target=self._accept, args=(s,), daemon=True)
+        t.start()
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+
+    close = cut
+
+    def _accept(self, listener: socket.socket) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+class IngestProcess(_Process):
+    """``sensord ingest`` as a child process (for crash tests: ``kill()`` is SIGKILL).
+
+    Parameters
+    ----------
+    workdir
+        Directory for the log.
+    args
+        Command-line arguments after ``sensord ingest``.
+    env
+        Extra environment (e.g. ``SENSORD_INFLUX_TOKEN``).
+    """
+
+    name = "sensord-ingest"
+
+    def __init__(self, workdir: Path, args: list[str], env: dict[str, str] | None = None):
+        super().__init__(workdir)
+        self.args = args
+        self.env = env or {}
+
+    def _argv(self) -> list[str]:
+        import sys
+
+        return [sys.executable, "-m", "sensord.cli", "ingest", *self.args]
+
+    def _ready(self) -> bool:
+        return "connected to" in self.log_tail(100_000)
+
+    def start(self) -> None:
+        """Start and wait until the bridge is connected and subscribed."""
+        if self.running:
+            return
+        repo = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+        env.update(self.env)
+        self._log.write_text("")
+        log = self._log.open("ab")
+        self._proc = subprocess.Popen(
+            self._argv(), stdout=log, stderr=subprocess.STDOUT, cwd=repo, env=env
+        )
+        log.close()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start-up; log:\n{self.log_tail()}")
+            if self._ready():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready after {STARTUP_TIMEOUT_S} s:\n{self.log_tail()}")
+
+
+# ---------------------------------------------------------------- delivery test helpers
+
+
+def wait_until(predicate: Any, timeout_s: float, what: str, poll_s: float = 0.2) -> None:
+    """Poll ``predicate()`` until true; ``AssertionError`` naming ``what`` after timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+
+
+def influx_step_indices(db: InfluxDB1Server, run_id: str, database: str = "sensord") -> list[int]:
+    """Every stored ``step_index`` of a run, one per point (duplicates would show)."""
+    try:
+        rows = db.query(f"SELECT step_index FROM steps WHERE run_id = '{run_id}'", db=database)
+    except RuntimeError:
+        return []
+    return sorted(int(r["step_index"]) for r in rows)

@@ -24,16 +24,21 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from sensord.contract import DEADLETTER_TOPIC, INGEST_FILTERS, ContractError, deadletter_payload
+from sensord.contract import (
+    DEADLETTER_TOPIC,
+    INGEST_FILTERS,
+    BrokerConfig,
+    ContractError,
+    deadletter_payload,
+)
 from sensord.contract import decode as decode_message
 from sensord.ingest.points import to_lines
 from sensord.ingest.transport import LineWriter, WriteError
@@ -42,23 +47,6 @@ log = logging.getLogger("sensord.ingest")
 
 #: MQTT 5 session expiry meaning "never" (the broker may still cap it).
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerConfig:
-    """Where and how to reach the MQTT broker.
-
-    The password comes from the environment or a file (see ``sensord ingest --help``),
-    never from a config file; it is not part of ``repr``.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: bool = False
-    ca_file: str | None = None
-    keepalive_s: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,11 +210,6 @@ class IngestBridge:
         props.ReceiveMaximum = self._cfg.receive_max
         return props
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        if not self._broker.tls:
-            return None
-        return ssl.create_default_context(cafile=self._broker.ca_file)
-
     async def _session(self) -> None:
         b = self._broker
         client = aiomqtt.Client(
@@ -239,7 +222,7 @@ class IngestBridge:
             clean_start=False,
             properties=self._connect_properties(),
             keepalive=b.keepalive_s,
-            tls_context=self._tls_context(),
+            tls_context=b.tls_context(),
             timeout=10,
         )
         # Before connecting: a resumed session delivers queued messages right after CONNACK.
