@@ -22,8 +22,8 @@ from typing import Literal
 PaceModel = Literal["duty_factor", "none"]
 PACE_MODELS: tuple[str, ...] = ("duty_factor", "none")
 
-#: sensitivity preset -> CUSUM decision interval h (reference value k = 0.5 sigma)
-SENSITIVITY_H: tuple[tuple[str, float], ...] = (("low", 12.0), ("normal", 10.0), ("high", 8.0))
+#: sensitivity preset -> CUSUM decision interval h (reference value k = 1 sigma)
+SENSITIVITY_H: tuple[tuple[str, float], ...] = (("low", 6.5), ("normal", 5.0), ("high", 4.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +113,8 @@ class CoachParams:
     min_baseline_blocks: int = 12
     block_s: float = 5.0
     min_block_steps: int = 8
-    cusum_k: float = 0.5
-    cusum_h: float = 10.0
+    cusum_k: float = 1.0
+    cusum_h: float = 5.0
     ewma_lambda: float = 0.3
     grace_s: float = 30.0
     resume_grace_s: float = 20.0

@@ -20,7 +20,8 @@ from sensord.model import Side, Step
 
 @dataclass(frozen=True, slots=True)
 class SynthFatigue:
-    """A fatigue change: linear ramp from ``onset_s`` over ``ramp_s`` to full size."""
+    """A fatigue change: linear ramp from ``onset_s`` over ``ramp_s`` to full size
+    (and back to none at ``recover_s``, if given)."""
 
     onset_s: float
     ramp_s: float = 60.0
@@ -32,6 +33,7 @@ class SynthFatigue:
     impact_pct: float = 0.0
     step_cv_pct: float = 0.0
     balance_pct: float = 0.0
+    recover_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,8 @@ def synth_steps(run: SynthRun, seed: int) -> list[Step]:
         fat = run.fatigue
         if fat is not None and t >= fat.onset_s:
             frac = min(1.0, (t - fat.onset_s) / fat.ramp_s) if fat.ramp_s > 0 else 1.0
+            if fat.recover_s is not None and t >= fat.recover_s:
+                frac = 0.0
         walking = _in(t, run.walks)
         drift = 0.98 * drift + 0.2 * rng.normal() * run.noise  # slow pace wander, %
         vv = v * (1.0 + drift / 100.0)
