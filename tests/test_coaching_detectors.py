@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensord.coaching.detectors import CHARTS, State, bouts, init_state, run_offline, step
+from sensord.coaching.detectors import State, bouts, init_state, run_offline, step
 from sensord.coaching.params import CoachParams
 from sensord.coaching.synthetic import SynthFatigue, SynthRun, synth_steps
 from sensord.model import Alert, FormSummary, PainReport, Step
@@ -42,7 +44,7 @@ def test_chunk_invariance_random_splits(cuts: list[int], seed: int) -> None:
     bounds = sorted({0, len(steps), *[min(c, len(steps)) for c in cuts]})
     state = init_state()
     got: list[Alert | FormSummary] = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         chunk = steps[a:b]
         lo = steps[a - 1].t_ic if a > 0 else -1e9
         hi = chunk[-1].t_ic if b < len(steps) else 1e9
@@ -62,8 +64,11 @@ def test_cadence_drop_detected_soon_after_onset_several_seeds() -> None:
         a = raised[0]
         assert 800.0 <= a.t_s <= 860.0
         assert 760.0 <= a.began_at_s <= a.t_s
-        assert a.baseline is not None and a.current is not None and a.current < a.baseline
-        assert a.message.startswith("Cadence ") and "early-run" in a.message
+        assert a.baseline is not None
+        assert a.current is not None
+        assert a.current < a.baseline
+        assert a.message.startswith("Cadence ")
+        assert "early-run" in a.message
 
 
 def test_pelvic_drop_detected_on_the_fatigued_side_only() -> None:
@@ -105,7 +110,9 @@ def test_first_strides_long_info_alert() -> None:
     run = SynthRun(duration_s=400.0, first_strides_extra_pct=35.0)
     _, ev = run_offline(P, synth_steps(run, 61))
     fs = [a for a in _alerts(ev) if a.kind == "first_strides_long"]
-    assert len(fs) == 1 and fs[0].severity == "info" and "shorten" in fs[0].message
+    assert len(fs) == 1
+    assert fs[0].severity == "info"
+    assert "shorten" in fs[0].message
     _, ev2 = run_offline(P, synth_steps(SynthRun(duration_s=400.0), 61))
     assert not [a for a in _alerts(ev2) if a.kind == "first_strides_long"]
 
@@ -129,7 +136,7 @@ def test_form_summaries_every_5_s_with_score_and_factors() -> None:
     _, ev = run_offline(P, synth_steps(run, 81))
     fs = [e for e in ev if isinstance(e, FormSummary)]
     ts = [f.t_s for f in fs]
-    assert all(abs((b - a) - 5.0) < 1e-9 for a, b in zip(ts, ts[1:], strict=False))
+    assert all(abs((b - a) - 5.0) < 1e-9 for a, b in itertools.pairwise(ts))
     early = [f for f in fs if 600 < f.t_s < 780]
     late = [f for f in fs if f.t_s > 1000]
     assert all(f.form_score is not None and f.form_score > 90 for f in early)
@@ -145,8 +152,10 @@ def test_walk_run_bouts() -> None:
     state, _ = run_offline(P, synth_steps(run, 91))
     got = [(b.activity, b.start_s, b.end_s) for b in bouts(state)]
     assert [g[0] for g in got] == ["run", "walk", "run", "still", "run"]
-    assert abs(got[1][1] - 300.0) < 3.0 and abs(got[1][2] - 480.0) < 3.0
-    assert abs(got[3][1] - 700.0) < 1.0 and abs(got[3][2] - 720.0) < 1.0
+    assert abs(got[1][1] - 300.0) < 3.0
+    assert abs(got[1][2] - 480.0) < 3.0
+    assert abs(got[3][1] - 700.0) < 1.0
+    assert abs(got[3][2] - 720.0) < 1.0
 
 
 def test_state_is_bounded() -> None:

@@ -210,7 +210,7 @@ def _simplify(bouts: Sequence[Bout], min_bout_s: float) -> list[tuple[PlanActivi
                 merged[-1] = (a, merged[-1][1], e)
             else:
                 merged.append((a, s, e))
-        for i, (a, s, e) in enumerate(merged):
+        for i, (_a, s, e) in enumerate(merged):
             if e - s < min_bout_s and 0 < i < len(merged) - 1:
                 prev = merged[i - 1]
                 merged[i - 1] = (prev[0], prev[1], e)
@@ -221,7 +221,9 @@ def _simplify(bouts: Sequence[Bout], min_bout_s: float) -> list[tuple[PlanActivi
     return seq
 
 
-def compliance(plan: IntervalPlan, bouts: Sequence[Bout], min_bout_s: float = 10.0) -> ComplianceReport:
+def compliance(
+    plan: IntervalPlan, bouts: Sequence[Bout], min_bout_s: float = 10.0
+) -> ComplianceReport:
     """Planned vs actual durations of every interval of ``plan``."""
     seq = _simplify(bouts, min_bout_s)
     first = plan.intervals[0].activity if plan.intervals else "run"
@@ -231,7 +233,7 @@ def compliance(plan: IntervalPlan, bouts: Sequence[Bout], min_bout_s: float = 10
     res: list[IntervalResult] = []
     for k, iv in enumerate(plan.intervals):
         if j < len(seq) and seq[j][0] == iv.activity:
-            a, s, e = seq[j]
+            _a, s, e = seq[j]
             actual, start = e - s, s
             j += 1
         else:
