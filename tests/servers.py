@@ -154,12 +154,24 @@ class MosquittoServer(_Process):
     config_text
         Extra configuration lines (``listener`` is added by this class). When ``None``,
         anonymous access on the listener is allowed.
+    raw_config
+        A complete configuration instead (``{port}`` and ``{workdir}`` are substituted).
     """
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path, config_text: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, config_text: str | None = None, *, raw_config: str | None = None
+    ) -> None:
         super().__init__(workdir)
+        self.config_path = self.workdir / "mosquitto.conf"
+        if raw_config is not None:  # a complete config; {port} and {workdir} are filled in
+            text = raw_config.replace("{port}", str(self.port))
+            text = text.replace("{workdir}", str(self.workdir))
+            if os.geteuid() == 0:
+                text += "\nuser root\n"
+            self.config_path.write_text(text)
+            return
         body = [
             f"listener {self.port} 127.0.0.1",
             "persistence true",
@@ -179,7 +191,6 @@ class MosquittoServer(_Process):
             body.append("allow_anonymous true")
         else:
             body.append(config_text)
-        self.config_path = self.workdir / "mosquitto.conf"
         self.config_path.write_text("\n".join(body) + "\n")
 
     def _argv(self) -> list[str]:
