@@ -1,0 +1,669 @@
+"""Foot placement: ground contacts of one shoe-mounted IMU, streaming.
+
+The sensor may be taped to the shoe at any rotation. Everything the detector needs is
+found from the motion itself:
+
+- **Pitch axis** (mediolateral): the dominant axis of the angular velocity, i.e. the
+  principal eigenvector of an exponentially weighted gyroscope covariance. A foot
+  rotates mostly in the sagittal plane in walking and running alike.
+- **Its sign** (so that positive pitch rate = toes up, the swing direction): the foot
+  travels *forward* between two stationary instants. Between two consecutive minima of
+  the angular-rate magnitude (mid-stance, zero velocity: Skog et al. 2010) the
+  specific force is rotated into the first stance frame with the integrated pitch
+  angle, gravity removed, and integrated twice with a zero-velocity update; the sign of
+  the horizontal displacement along ``up x axis`` votes for the axis polarity.
+- **Vertical**: the specific force at mid-stance (gravity).
+
+With a gyroscope (Rampp et al. 2015; Falbriard et al. 2018; Salarian et al. 2004),
+with the pitch rate ``p`` (toes up positive):
+
+- *Swing* starts when ``p`` rises fast from the negative push-off lobe into the large
+  positive swing lobe. Toe-off (FC) is the minimum of ``p`` in the second half of the
+  stance, the deepest plantar-flexion rate at push-off (Falbriard et al. 2018). It is
+  confirmed as soon as ``p`` passes a fraction of the recent swing peak, a few tens of
+  milliseconds after toe-off.
+- *Initial contact* is the end of the swing lobe, where the foot stops rotating toes up
+  (``p`` crosses zero downwards; heel strike, Rampp et al. 2015), unless the impact
+  transient (onset of the acceleration-jerk peak) comes first, as in forefoot strikes
+  where the heel drop keeps ``p`` positive after touch-down, or the zero crossing
+  happened in the air well before the impact.
+
+Without a gyroscope the detector follows the acceleration magnitude (Skog et al. 2010,
+acceleration-magnitude/variance stance tests): a stance begins with the impact
+transient (a sharp *rise* of ``|a|``) and ends with the unloading at toe-off (the
+steepest *fall* of ``|a|`` after the push-off peak), and is quiet in between.
+
+Chunk invariance: every per-sample quantity is a function of a fixed window of samples
+at fixed absolute grid positions (finite differences; orientation updates at absolute
+grid indices that are multiples of ``axis_update_s``), and the sequential event logic
+only decides once its whole look-ahead window is present. The state is a bounded ring
+of the last ``history_s`` seconds plus a few scalars.
+
+References
+----------
+Rampp A. et al. (2015) Inertial sensor-based stride parameter calculation from gait
+sequences in geriatric patients. IEEE Trans Biomed Eng 62(4):1089-1097.
+Skog I. et al. (2010) Zero-velocity detection: an algorithm evaluation. IEEE Trans
+Biomed Eng 57(11):2657-2666.
+Falbriard M. et al. (2018) Accurate estimation of running temporal parameters using
+foot-worn inertial sensors. Front Physiol 9:610.
+Salarian A. et al. (2004) Gait assessment in Parkinson's disease: toward an ambulatory
+system for long-term monitoring. IEEE Trans Biomed Eng 51(8):1434-1443.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+from sensord.gait import timing
+from sensord.gait.filters import Ring, parabolic_offset
+from sensord.gait.grid import UniformBlock
+from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
+
+# raw ring channels: acc xyz (m/s^2), gyr xyz (deg/s; zeros without gyroscope)
+_RAW_CH = 6
+# signal ring channels: pitch rate (deg/s), jerk magnitude (m/s^3), d|a|/dt (m/s^3)
+_P, _J, _DN = 0, 1, 2
+_SIG_CH = 3
+
+_UNKNOWN, _STANCE, _SWING = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class FootParams:
+    """Parameters of the foot detector: seconds, deg/s, g; valid at any grid rate.
+
+    Attributes
+    ----------
+    sensor_side
+        The shoe the sensor is on; copied to every :class:`~sensord.model.Step`.
+    history_s
+        Seconds of signal kept in the ring buffers (longest stance + look-ahead, and
+        the window of the axis-polarity vote).
+    axis_update_s
+        Period of the pitch-axis update (at absolute grid positions).
+    axis_memory_s
+        Time constant of the exponentially weighted gyroscope covariance.
+    min_axis_rate_dps
+        RMS angular rate below which the covariance is not trusted (standing still).
+    min_axis_share
+        Share of the rotation energy the dominant axis must carry to be adopted.
+    min_polarity_m
+        Accumulated forward displacement vote (m) needed before contacts are reported.
+    confident_polarity_m
+        Above this accumulated vote the (costly) polarity vote is skipped; the vote
+        decays with ``axis_memory_s`` and is renewed when it falls below.
+    quiet_smooth_s, quiet_separation_s, quiet_frac
+        Stationary-instant search for the polarity vote: moving average of the rate
+        magnitude, minimum separation of instants, and the largest rate magnitude (as a
+        fraction of its 95th percentile) an instant may have.
+    min_stride_s, max_stride_s
+        Plausible time between two stationary instants of the same foot.
+    swing_frac, min_swing_dps
+        Swing onset: the pitch rate must pass ``max(min_swing_dps, swing_frac *``
+        recent swing peak``)``.
+    peak_memory
+        Weight of a new swing (or impact) peak in its running average (0..1].
+    min_gct_s, max_gct_s
+        Plausible contact durations; longer contacts (standing) are not reported.
+    min_swing_s, max_swing_s
+        Plausible swing durations; a longer swing loses track (phase unknown).
+    impact_window_s
+        How far after the end of the swing lobe the impact transient is searched.
+    impact_frac
+        Impact onset: first sample of the jerk peak above this fraction of it.
+    max_ic_lead_s
+        The end of the swing lobe may precede the impact onset by at most this much
+        to be taken as the initial contact.
+    acc_swing_frac, acc_min_jerk_g_per_s
+        Accelerometer only: an impact must exceed ``max(acc_min_jerk_g_per_s,
+        acc_swing_frac * recent impact peak)``; the toe-off unloading likewise.
+    acc_tc_window_s
+        Accelerometer only: the toe-off is the steepest fall of ``|a|`` within this
+        window after the fall first passes its threshold.
+    timing
+        Cadence / stride bookkeeping (two steps per contact of one foot).
+    """
+
+    sensor_side: Side | None = None
+    history_s: float = 4.0
+    axis_update_s: float = 1.0
+    axis_memory_s: float = 20.0
+    min_axis_rate_dps: float = 30.0
+    min_axis_share: float = 0.5
+    min_polarity_m: float = 0.3
+    confident_polarity_m: float = 10.0
+    quiet_smooth_s: float = 0.05
+    quiet_separation_s: float = 0.25
+    quiet_frac: float = 0.2
+    min_stride_s: float = 0.3
+    max_stride_s: float = 2.5
+    swing_frac: float = 0.3
+    min_swing_dps: float = 100.0
+    peak_memory: float = 0.2
+    min_gct_s: float = 0.08
+    max_gct_s: float = 1.5
+    min_swing_s: float = 0.1
+    max_swing_s: float = 1.5
+    impact_window_s: float = 0.08
+    impact_frac: float = 0.5
+    max_ic_lead_s: float = 0.06
+    acc_swing_frac: float = 0.3
+    acc_min_jerk_g_per_s: float = 10.0
+    acc_tc_window_s: float = 0.04
+    timing: timing.TimingParams = timing.TimingParams(steps_per_contact=2)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FootState:
+    """Everything the detector carries between blocks (bounded).
+
+    Attributes
+    ----------
+    rate_hz
+        Grid rate.
+    has_gyro
+        Whether the stream has a gyroscope (``None`` before the first block).
+    raw, sig
+        Rings of the last ``history_s`` of raw samples and derived signals.
+    next_update
+        Absolute grid index of the next pitch-axis update.
+    cov_part
+        Sum of ``w w^T`` of the angular rate since the last update.
+    cov, cov_n
+        Exponentially weighted covariance sum and its effective sample count.
+    axis
+        Unit pitch axis (toes-up positive) in the sensor frame, or ``None``.
+    polarity
+        Accumulated forward-displacement vote for ``axis`` (m, >= 0 once adopted).
+    phase
+        Unknown / stance / swing.
+    scan
+        Absolute index where the next event search starts.
+    swing_start
+        Absolute index where the current swing lobe began.
+    pending_ic
+        Fractional absolute index of the current stance's initial contact, or ``None``.
+    swing_peak
+        Running average of swing peak pitch rates (deg/s) or impact jerks (acc only).
+    tc_peak
+        Accelerometer only: running average of toe-off unloading rates (m/s^3).
+    up
+        Unit vertical (gravity at mid-stance) in the sensor frame, or ``None``.
+    last_tc
+        Fractional absolute index of the last reported toe-off, or ``None``.
+    timing
+        Cadence / stride bookkeeping.
+    """
+
+    rate_hz: float
+    has_gyro: bool | None
+    raw: Ring
+    sig: Ring
+    next_update: int
+    cov_part: FloatArray
+    cov: FloatArray
+    cov_n: float
+    axis: FloatArray | None
+    polarity: float
+    phase: int
+    scan: int
+    swing_start: int
+    pending_ic: float | None
+    swing_peak: float | None
+    tc_peak: float | None
+    up: FloatArray | None
+    last_tc: float | None
+    timing: timing.TimingState
+
+
+def init_foot(params: FootParams, rate_hz: float, start_index: int = 0) -> FootState:
+    """A fresh detector state (also used after every gap).
+
+    Parameters
+    ----------
+    params
+        Detector parameters.
+    rate_hz
+        Grid rate of the stream.
+    start_index
+        Absolute grid index of the first sample to come.
+    """
+    if not (math.isfinite(rate_hz) and rate_hz > 0.0):
+        raise ValueError(f"rate_hz must be a positive number, got {rate_hz!r}")
+    k = _update_period(params, rate_hz)
+    return FootState(
+        rate_hz=float(rate_hz), has_gyro=None,
+        raw=Ring.empty(start_index, _RAW_CH), sig=Ring.empty(start_index, _SIG_CH),
+        next_update=(start_index // k + 1) * k,
+        cov_part=np.zeros((3, 3)), cov=np.zeros((3, 3)), cov_n=0.0, axis=None,
+        polarity=0.0, phase=_UNKNOWN, scan=start_index, swing_start=start_index,
+        pending_ic=None, swing_peak=None, tc_peak=None, up=None, last_tc=None,
+        timing=timing.TimingState(),
+    )
+
+
+def step_foot(params: FootParams, state: FootState,
+              block: UniformBlock) -> tuple[FootState, list[Step]]:
+    """Consume one block of grid samples; return the new state and finished contacts.
+
+    Parameters
+    ----------
+    params
+        Detector parameters.
+    state
+        State returned by :func:`init_foot` or the previous call.
+    block
+        The next samples. ``block.reset`` drops all history first.
+
+    Returns
+    -------
+    state, steps
+        The new state and one :class:`~sensord.model.Step` per contact whose toe-off
+        was confirmed in this block, in time order.
+    """
+    if block.rate_hz != state.rate_hz:
+        raise ValueError(f"grid rate changed from {state.rate_hz} to {block.rate_hz} Hz")
+    has_gyro = block.gyr_dps is not None
+    if (block.reset or state.raw.end != block.start_index
+            or (state.has_gyro is not None and state.has_gyro != has_gyro)):
+        state = init_foot(params, state.rate_hz, block.start_index)
+    if state.has_gyro is None:
+        state = replace(state, has_gyro=has_gyro)
+    n = len(block)
+    if n == 0:
+        return state, []
+    raw = np.empty((n, _RAW_CH))
+    raw[:, :3] = block.acc_mps2
+    raw[:, 3:] = 0.0 if block.gyr_dps is None else block.gyr_dps
+    steps: list[Step] = []
+    i = 0
+    while i < n:
+        stop = min(n, state.next_update - block.start_index)
+        if stop > i:
+            state = _append(params, state, raw[i:stop])
+            state, new = _detect(params, state)
+            steps.extend(new)
+            i = stop
+        if block.start_index + i == state.next_update:
+            state = _update_axis(params, state)
+    return state, steps
+
+
+def finish_foot(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
+    """End of stream: nothing is guessed.
+
+    A contact is reported only once its toe-off is confirmed by the start of the swing,
+    so a stance still open at the end of the stream is dropped. The state is returned
+    unchanged.
+    """
+    return state, []
+
+
+# --------------------------------------------------------------------------------------
+# per-sample signals and orientation
+
+
+def _update_period(params: FootParams, rate_hz: float) -> int:
+    return max(1, round(params.axis_update_s * rate_hz))
+
+
+def _n(seconds: float, rate_hz: float) -> int:
+    return max(1, round(seconds * rate_hz))
+
+
+def _append(params: FootParams, state: FootState, raw: FloatArray) -> FootState:
+    """Append raw samples; derive pitch rate and jerk; fold the gyro covariance."""
+    max_len = _n(params.history_s, state.rate_hz)
+    prev = state.raw.data[-1:] if state.raw.data.shape[0] else raw[:1]
+    acc = raw[:, :3]
+    da = np.diff(np.concatenate([prev[:, :3], acc]), axis=0) * state.rate_hz
+    norm = np.linalg.norm(np.concatenate([prev[:, :3], acc]), axis=1)
+    sig = np.empty((raw.shape[0], _SIG_CH))
+    gyr = raw[:, 3:]
+    sig[:, _P] = 0.0 if state.axis is None else gyr @ state.axis
+    sig[:, _J] = np.linalg.norm(da, axis=1)
+    sig[:, _DN] = np.diff(norm) * state.rate_hz
+    cov_part = state.cov_part + gyr.T @ gyr if state.has_gyro else state.cov_part
+    return replace(state, raw=state.raw.append(raw, max_len),
+                   sig=state.sig.append(sig, max_len), cov_part=cov_part)
+
+
+def _update_axis(params: FootParams, state: FootState) -> FootState:
+    """Fold the covariance, adopt the dominant rotation axis, vote on its sign."""
+    k = _update_period(params, state.rate_hz)
+    state = replace(state, next_update=state.next_update + k)
+    if not state.has_gyro:
+        return state
+    decay = math.exp(-k / (params.axis_memory_s * state.rate_hz))
+    cov = decay * state.cov + state.cov_part
+    cov_n = decay * state.cov_n + k
+    state = replace(state, cov=cov, cov_n=cov_n, cov_part=np.zeros((3, 3)))
+    vals, vecs = np.linalg.eigh(cov / cov_n)
+    total = float(vals.sum())
+    if total < params.min_axis_rate_dps**2 or vals[-1] < params.min_axis_share * total:
+        return state
+    e = np.asarray(vecs[:, -1], dtype=np.float64)
+    if state.axis is not None and float(e @ state.axis) < 0.0:
+        e = -e
+    polarity = decay * state.polarity
+    if polarity < params.confident_polarity_m:
+        polarity += _polarity_vote(params, state, e)
+    flipped = polarity < 0.0
+    if flipped:
+        e, polarity = -e, -polarity
+    adopted = polarity >= params.min_polarity_m
+    axis = e if adopted else None
+    sig = state.sig.data.copy()
+    sig[:, _P] = 0.0 if axis is None else state.raw.data[:, 3:] @ axis
+    new = replace(state, polarity=polarity, axis=axis, sig=Ring(state.sig.start, sig))
+    if flipped or (state.axis is None) != (axis is None):
+        # the pitch-rate history changed meaning: restart the event logic over the
+        # whole ring (after the last reported toe-off), so the first strides count too
+        restart = new.sig.start if state.last_tc is None else max(
+            new.sig.start, math.floor(state.last_tc) + 1)
+        new = replace(new, phase=_UNKNOWN, pending_ic=None, scan=restart)
+    return new
+
+
+def _polarity_vote(params: FootParams, state: FootState, axis: FloatArray) -> float:
+    """Forward displacement (m) along ``up x axis`` summed over the strides in the ring.
+
+    Between consecutive stationary instants the specific force is rotated into the
+    first instant's frame by the pitch angle integrated about ``axis``, projected on
+    the horizontal direction ``h = up x axis`` and integrated twice, with the velocity
+    drift removed linearly (zero-velocity update). Positive: ``h`` points forward, so
+    ``axis`` is the toes-up rotation axis.
+    """
+    rate = state.rate_hz
+    raw = state.raw.data
+    if raw.shape[0] < _n(2 * params.min_stride_s, rate):
+        return 0.0
+    acc, gyr = raw[:, :3], raw[:, 3:]
+    gn = uniform_filter1d(np.linalg.norm(gyr, axis=1), _n(params.quiet_smooth_s, rate))
+    w = _n(params.quiet_separation_s, rate)
+    level = params.quiet_frac * float(np.percentile(gn, 95))
+    cand = np.flatnonzero((minimum_filter1d(gn, 2 * w + 1) == gn) & (gn < level))
+    pts: list[int] = []
+    for c in cand.tolist():
+        if not pts or c - pts[-1] > w:
+            pts.append(c)
+    lo, hi = _n(params.min_stride_s, rate), _n(params.max_stride_s, rate)
+    total = 0.0
+    for a, b in zip(pts[:-1], pts[1:], strict=True):
+        if not lo <= b - a <= hi:
+            continue
+        g = acc[a]
+        up = g / max(float(np.linalg.norm(g)), 1e-9)
+        h = _cross(up, axis)
+        hn = math.sqrt(float(h @ h))
+        if hn < 0.5:
+            continue
+        h /= hn
+        theta = np.cumsum(np.deg2rad(gyr[a + 1:b + 1] @ axis)) / rate
+        seg = acc[a + 1:b + 1]
+        a_h = (seg @ h) * np.cos(theta) - (seg @ up) * np.sin(theta)
+        vel = np.cumsum(a_h) / rate
+        vel -= np.linspace(1.0 / vel.shape[0], 1.0, vel.shape[0]) * vel[-1]
+        total += float(vel.sum()) / rate
+    return total
+
+
+# --------------------------------------------------------------------------------------
+# event logic
+
+
+def _detect(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
+    if state.has_gyro:
+        if state.axis is None:
+            return replace(state, scan=state.sig.end), []
+        return _detect_gyro(params, state)
+    return _detect_acc(params, state)
+
+
+def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Cross product of two 3-vectors (``np.cross`` is slow for single vectors)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
+                     a[0] * b[1] - a[1] * b[0]])
+
+
+def _first(mask: FloatArray) -> int | None:
+    idx = np.flatnonzero(mask)
+    return int(idx[0]) if idx.shape[0] else None
+
+
+def _detect_gyro(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
+    """Sequential gyroscope event logic over the samples not yet decided."""
+    rate = state.rate_hz
+    steps: list[Step] = []
+    sig = state.sig
+    end = sig.end
+    while True:
+        scan = max(state.scan, sig.start + 1)
+        if scan >= end:
+            break
+        thr = params.min_swing_dps
+        if state.swing_peak is not None:
+            thr = max(thr, params.swing_frac * state.swing_peak)
+        if state.phase == _SWING:
+            # initial contact: the end of the swing lobe (p falls to <= 0)
+            p = sig.get(scan, end)[:, _P]
+            k = _first(p <= 0.0)
+            if k is None:
+                if end - state.swing_start > _n(params.max_swing_s, rate):
+                    state = replace(state, phase=_UNKNOWN, scan=end)
+                else:
+                    state = replace(state, scan=end)
+                break
+            z = scan + k
+            if z + _n(params.impact_window_s, rate) > end:
+                state = replace(state, scan=z)
+                break
+            if z - state.swing_start > _n(params.max_swing_s, rate):
+                state = replace(state, phase=_UNKNOWN, scan=z)
+                continue
+            state = _initial_contact_gyro(params, state, z)
+            continue
+        # stance or unknown: the swing onset is a rise to >= thr after a negative lobe
+        start = scan
+        if state.pending_ic is not None:
+            start = max(start, math.ceil(state.pending_ic + params.min_gct_s * rate))
+        if start >= end:
+            break
+        p = sig.get(start, end)[:, _P]
+        kneg = _first(p < 0.0)
+        if kneg is None:
+            state = replace(state, scan=end if state.pending_ic is None else state.scan)
+            if state.pending_ic is not None and end - state.pending_ic > params.max_gct_s * rate:
+                state = replace(state, phase=_UNKNOWN, pending_ic=None, scan=end)
+            break
+        kup = _first(p[kneg:] >= thr)
+        if kup is None:
+            if (state.pending_ic is not None
+                    and end - state.pending_ic > (params.max_gct_s + params.history_s / 4) * rate):
+                state = replace(state, phase=_UNKNOWN, pending_ic=None, scan=end)
+            else:
+                state = replace(state, scan=max(state.scan, start + kneg))
+            break
+        onset = start + kneg + kup
+        state, step = _toe_off_gyro(params, state, start + kneg, onset)
+        if step is not None:
+            steps.append(step)
+    return state, steps
+
+
+def _zero_cross(y0: float, y1: float) -> float:
+    """Fractional position (0..1) of the zero crossing between two samples."""
+    den = y0 - y1
+    return 0.5 if den == 0.0 else float(np.clip(y0 / den, 0.0, 1.0))
+
+
+def _initial_contact_gyro(params: FootParams, state: FootState, z: int) -> FootState:
+    """Decide the initial contact at the end of the swing lobe ``z`` (p[z] <= 0)."""
+    rate = state.rate_hz
+    sig = state.sig
+    lobe = sig.get(state.swing_start, z)[:, _P]
+    peak_idx = state.swing_start + (int(np.argmax(lobe)) if lobe.shape[0] else 0)
+    peak = float(lobe.max()) if lobe.shape[0] else 0.0
+    if z - state.swing_start < _n(params.min_swing_s, rate):
+        # too short to be a swing: back to the stance it interrupted
+        return replace(state, phase=_STANCE if state.pending_ic is not None else _UNKNOWN,
+                       scan=z)
+    p_prev = float(sig.get(z - 1, z)[0, _P])
+    p_z = float(sig.get(z, z + 1)[0, _P])
+    zc = z - 1 + _zero_cross(p_prev, p_z)
+    onset = _impact_onset(params, state, peak_idx, z + _n(params.impact_window_s, rate))
+    ic = zc
+    if onset is not None and (onset < zc or zc < onset - params.max_ic_lead_s * rate):
+        ic = onset
+    sp = peak if state.swing_peak is None else (
+        (1 - params.peak_memory) * state.swing_peak + params.peak_memory * peak)
+    return replace(state, phase=_STANCE, pending_ic=ic, scan=z, swing_peak=sp)
+
+
+def _impact_onset(params: FootParams, state: FootState, a: int, b: int) -> float | None:
+    """Onset of the largest jerk peak in ``[a, b)``: first sample above ``impact_frac``."""
+    j = state.sig.get(a, b)[:, _J]
+    if j.shape[0] < 2:
+        return None
+    m = int(np.argmax(j))
+    below = np.flatnonzero(j[:m] < params.impact_frac * j[m])
+    k = int(below[-1]) + 1 if below.shape[0] else 0
+    return float(max(a, state.sig.start) + k)
+
+
+def _toe_off_gyro(params: FootParams, state: FootState, neg: int,
+                  onset: int) -> tuple[FootState, Step | None]:
+    """Swing confirmed at ``onset``: find the toe-off in the negative lobe before it."""
+    rate = state.rate_hz
+    p = state.sig.get(neg, onset + 1)[:, _P]
+    zrel = int(np.flatnonzero(p < 0.0)[-1]) + 1  # first sample of the final rise >= 0
+    lo = 0
+    if state.pending_ic is not None:
+        half = state.pending_ic + 0.5 * (neg + zrel - state.pending_ic)
+        lo = min(max(0, math.ceil(half) - neg), zrel - 1)
+    seg = p[lo:zrel]
+    m = lo + int(np.argmin(seg))
+    off = 0.0
+    if 0 < m < p.shape[0] - 1:
+        off = parabolic_offset(float(p[m - 1]), float(p[m]), float(p[m + 1]))
+    tc = neg + m + off
+    swing_start = neg + zrel
+    step = None
+    if state.pending_ic is not None and state.phase == _STANCE:
+        state, step = _emit(params, state, state.pending_ic, tc)
+    state = replace(state, phase=_SWING, swing_start=swing_start, scan=swing_start,
+                    pending_ic=None)
+    return state, step
+
+
+def _detect_acc(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
+    """Sequential accelerometer-only event logic (impact rise, unloading fall)."""
+    rate = state.rate_hz
+    steps: list[Step] = []
+    sig = state.sig
+    end = sig.end
+    g = GRAVITY_MPS2
+    while True:
+        scan = max(state.scan, sig.start + 1)
+        if scan >= end:
+            break
+        floor = params.acc_min_jerk_g_per_s * g
+        if state.phase != _STANCE:
+            thr = floor if state.swing_peak is None else max(
+                floor, params.acc_swing_frac * state.swing_peak)
+            j = sig.get(scan, end)[:, _J]
+            k = _first(j >= thr)
+            if k is None:
+                state = replace(state, scan=end)
+                break
+            c = scan + k
+            w = _n(params.impact_window_s, rate)
+            if c + w > end:
+                state = replace(state, scan=c)
+                break
+            seg = sig.get(c, c + w)[:, _J]
+            peak = float(seg.max())
+            onset = _impact_onset(params, state, max(c - w, sig.start), c + w)
+            ic = float(c) if onset is None else min(onset, float(c))
+            sp = peak if state.swing_peak is None else (
+                (1 - params.peak_memory) * state.swing_peak + params.peak_memory * peak)
+            state = replace(state, phase=_STANCE, pending_ic=ic, swing_peak=sp,
+                            scan=math.ceil(ic + params.min_gct_s * rate))
+            continue
+        # stance: toe-off is the steepest fall of |a| (unloading)
+        assert state.pending_ic is not None
+        thr = floor if state.tc_peak is None else max(floor, params.acc_swing_frac * state.tc_peak)
+        dn = sig.get(scan, end)[:, _DN]
+        k = _first(dn <= -thr)
+        if k is None:
+            if end - state.pending_ic > params.max_gct_s * rate:
+                state = replace(state, phase=_UNKNOWN, pending_ic=None, scan=end)
+            else:
+                state = replace(state, scan=end)
+            break
+        c = scan + k
+        w = _n(params.acc_tc_window_s, rate)
+        if c + w > end:
+            state = replace(state, scan=c)
+            break
+        seg = sig.get(c, c + w)[:, _DN]
+        m = int(np.argmin(seg))
+        # the fall is a difference between samples m-1 and m: toe-off halfway
+        tc = c + m - 0.5
+        fall = float(-seg[m])
+        tp = fall if state.tc_peak is None else (
+            (1 - params.peak_memory) * state.tc_peak + params.peak_memory * fall)
+        state, step = _emit(params, state, state.pending_ic, tc)
+        if step is not None:
+            steps.append(step)
+        state = replace(state, phase=_SWING, pending_ic=None, tc_peak=tp,
+                        scan=math.ceil(tc + params.min_swing_s * rate))
+    return state, steps
+
+
+# --------------------------------------------------------------------------------------
+# output
+
+
+def _emit(params: FootParams, state: FootState, ic: float,
+          tc: float) -> tuple[FootState, Step | None]:
+    """One contact from fractional absolute indices ``ic`` and ``tc``."""
+    rate = state.rate_hz
+    gct_s = (tc - ic) / rate
+    if not params.min_gct_s <= gct_s <= params.max_gct_s or ic < state.raw.start:
+        return state, None
+    a, b = math.floor(ic), math.ceil(tc) + 1
+    raw = state.raw.get(a, b)
+    acc = raw[:, :3]
+    # vertical: gravity at mid-stance (least rotation, or least jerk without gyro)
+    if state.has_gyro:
+        mid = int(np.argmin(np.linalg.norm(raw[:, 3:], axis=1)))
+    else:
+        mid = int(np.argmin(state.sig.get(a, b)[:, _J]))
+    g_vec = acc[mid]
+    up_now = g_vec / max(math.sqrt(float(g_vec @ g_vec)), 1e-9)
+    up = up_now if state.up is None else state.up + params.peak_memory * (up_now - state.up)
+    up = up / max(math.sqrt(float(up @ up)), 1e-9)
+    w = max(2, min(_n(params.impact_window_s, rate), math.ceil(0.5 * (tc - ic))))
+    early = acc[: w + 1]
+    impact_g = math.sqrt(float(np.einsum("ij,ij->i", early, early).max())) / GRAVITY_MPS2
+    braking_g: float | None = None
+    if state.has_gyro and state.axis is not None:
+        fwd = _cross(up, state.axis)
+        fn = math.sqrt(float(fwd @ fwd))
+        if fn > 0.5:
+            braking_g = max(0.0, float(-(early @ (fwd / fn)).min()) / GRAVITY_MPS2)
+    t_ic, t_fc = ic / rate, tc / rate
+    tstate, tm = timing.update(params.timing, state.timing, t_ic, t_fc, params.sensor_side)
+    step = Step(
+        t_ic=t_ic, t_fc=t_fc, gct_ms=gct_s * 1000.0, cadence_spm=tm.cadence_spm,
+        side=params.sensor_side, pelvic_drop_deg=None, placement="foot",
+        step_index=tm.step_index, step_time_s=None, stride_time_s=tm.stride_time_s,
+        impact_g=impact_g, braking_g=braking_g, flight_ms=None,
+    )
+    return replace(state, timing=tstate, up=up, last_tc=tc), step
