@@ -53,10 +53,12 @@ system for long-term monitoring. IEEE Trans Biomed Eng 51(8):1434-1443.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from sensord.gait import timing
@@ -71,6 +73,8 @@ _P, _J, _DN = 0, 1, 2
 _SIG_CH = 3
 
 _UNKNOWN, _STANCE, _SWING = 0, 1, 2
+
+_FOOT_TIMING = timing.TimingParams(steps_per_contact=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,7 @@ class FootParams:
 
     sensor_side: Side | None = None
     history_s: float = 4.0
-    axis_update_s: float = 1.0
+    axis_update_s: float = 2.0
     axis_memory_s: float = 20.0
     min_axis_rate_dps: float = 30.0
     min_axis_share: float = 0.5
@@ -155,7 +159,7 @@ class FootParams:
     acc_swing_frac: float = 0.3
     acc_min_jerk_g_per_s: float = 10.0
     acc_tc_window_s: float = 0.04
-    timing: timing.TimingParams = timing.TimingParams(steps_per_contact=2)
+    timing: timing.TimingParams = _FOOT_TIMING
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -394,7 +398,7 @@ def _polarity_vote(params: FootParams, state: FootState, axis: FloatArray) -> fl
             pts.append(c)
     lo, hi = _n(params.min_stride_s, rate), _n(params.max_stride_s, rate)
     total = 0.0
-    for a, b in zip(pts[:-1], pts[1:], strict=True):
+    for a, b in itertools.pairwise(pts):
         if not lo <= b - a <= hi:
             continue
         g = acc[a]
@@ -417,12 +421,59 @@ def _polarity_vote(params: FootParams, state: FootState, axis: FloatArray) -> fl
 # event logic
 
 
+class _Work:
+    """Mutable scratch copy of the event-logic fields during one :func:`_detect` call.
+
+    Avoids rebuilding the frozen state for every event; turned back into a
+    :class:`FootState` once at the end of the call.
+    """
+
+    __slots__ = ("axis", "base", "end", "has_gyro", "last_tc", "params", "pending_ic",
+                 "phase", "rate", "raw", "scan", "sig", "steps", "swing_peak",
+                 "swing_start", "tc_peak", "timing", "up")
+
+    def __init__(self, params: FootParams, state: FootState) -> None:
+        self.params = params
+        self.rate = state.rate_hz
+        self.sig = state.sig.data
+        self.raw = state.raw.data
+        self.base = state.sig.start
+        self.end = state.sig.end
+        self.has_gyro = bool(state.has_gyro)
+        self.axis = state.axis
+        self.phase = state.phase
+        self.scan = state.scan
+        self.swing_start = state.swing_start
+        self.pending_ic = state.pending_ic
+        self.swing_peak = state.swing_peak
+        self.tc_peak = state.tc_peak
+        self.up = state.up
+        self.last_tc = state.last_tc
+        self.timing = state.timing
+        self.steps: list[Step] = []
+
+    def n(self, seconds: float) -> int:
+        return max(1, round(seconds * self.rate))
+
+    def state(self, state: FootState) -> FootState:
+        return replace(state, phase=self.phase, scan=self.scan, swing_start=self.swing_start,
+                       pending_ic=self.pending_ic, swing_peak=self.swing_peak,
+                       tc_peak=self.tc_peak, up=self.up, last_tc=self.last_tc,
+                       timing=self.timing)
+
+    def reset_phase(self, scan: int) -> None:
+        self.phase, self.pending_ic, self.scan = _UNKNOWN, None, scan
+
+
 def _detect(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
-    if state.has_gyro:
-        if state.axis is None:
-            return replace(state, scan=state.sig.end), []
-        return _detect_gyro(params, state)
-    return _detect_acc(params, state)
+    if state.has_gyro and state.axis is None:
+        return replace(state, scan=state.sig.end), []
+    w = _Work(params, state)
+    if w.has_gyro:
+        _detect_gyro(w)
+    else:
+        _detect_acc(w)
+    return w.state(state), w.steps
 
 
 def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -431,239 +482,228 @@ def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
                      a[0] * b[1] - a[1] * b[0]])
 
 
-def _first(mask: FloatArray) -> int | None:
-    idx = np.flatnonzero(mask)
-    return int(idx[0]) if idx.shape[0] else None
+def _first(mask: npt.NDArray[np.bool_]) -> int | None:
+    """Index of the first ``True`` or ``None``."""
+    k = int(np.argmax(mask)) if mask.shape[0] else 0
+    return k if mask.shape[0] and mask[k] else None
 
 
-def _detect_gyro(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
+def _detect_gyro(w: _Work) -> None:
     """Sequential gyroscope event logic over the samples not yet decided."""
-    rate = state.rate_hz
-    steps: list[Step] = []
-    sig = state.sig
-    end = sig.end
+    prm = w.params
+    p_all = w.sig[:, _P]
+    base, end = w.base, w.end
+    n_impact, n_max_swing = w.n(prm.impact_window_s), w.n(prm.max_swing_s)
+    n_min_gct, n_max_gct = prm.min_gct_s * w.rate, prm.max_gct_s * w.rate
     while True:
-        scan = max(state.scan, sig.start + 1)
+        scan = max(w.scan, base + 1)
         if scan >= end:
-            break
-        thr = params.min_swing_dps
-        if state.swing_peak is not None:
-            thr = max(thr, params.swing_frac * state.swing_peak)
-        if state.phase == _SWING:
+            return
+        if w.phase == _SWING:
             # initial contact: the end of the swing lobe (p falls to <= 0)
-            p = sig.get(scan, end)[:, _P]
-            k = _first(p <= 0.0)
+            k = _first(p_all[scan - base:] <= 0.0)
             if k is None:
-                if end - state.swing_start > _n(params.max_swing_s, rate):
-                    state = replace(state, phase=_UNKNOWN, scan=end)
-                else:
-                    state = replace(state, scan=end)
-                break
+                w.scan = end
+                if end - w.swing_start > n_max_swing:
+                    w.reset_phase(end)
+                return
             z = scan + k
-            if z + _n(params.impact_window_s, rate) > end:
-                state = replace(state, scan=z)
-                break
-            if z - state.swing_start > _n(params.max_swing_s, rate):
-                state = replace(state, phase=_UNKNOWN, scan=z)
+            if z - w.swing_start > n_max_swing:
+                w.reset_phase(z)
                 continue
-            state = _initial_contact_gyro(params, state, z)
+            if z + n_impact > end:
+                w.scan = z
+                return
+            _initial_contact_gyro(w, z)
             continue
         # stance or unknown: the swing onset is a rise to >= thr after a negative lobe
+        thr = prm.min_swing_dps
+        if w.swing_peak is not None:
+            thr = max(thr, prm.swing_frac * w.swing_peak)
         start = scan
-        if state.pending_ic is not None:
-            start = max(start, math.ceil(state.pending_ic + params.min_gct_s * rate))
+        if w.pending_ic is not None:
+            start = max(start, math.ceil(w.pending_ic + n_min_gct))
+            if end - w.pending_ic > n_max_gct + w.n(prm.max_swing_s):
+                w.reset_phase(end)
+                return
         if start >= end:
-            break
-        p = sig.get(start, end)[:, _P]
+            return
+        p = p_all[start - base:]
         kneg = _first(p < 0.0)
         if kneg is None:
-            state = replace(state, scan=end if state.pending_ic is None else state.scan)
-            if state.pending_ic is not None and end - state.pending_ic > params.max_gct_s * rate:
-                state = replace(state, phase=_UNKNOWN, pending_ic=None, scan=end)
-            break
+            if w.pending_ic is None:
+                w.scan = end
+            return
         kup = _first(p[kneg:] >= thr)
         if kup is None:
-            if (state.pending_ic is not None
-                    and end - state.pending_ic > (params.max_gct_s + params.history_s / 4) * rate):
-                state = replace(state, phase=_UNKNOWN, pending_ic=None, scan=end)
-            else:
-                state = replace(state, scan=max(state.scan, start + kneg))
-            break
-        onset = start + kneg + kup
-        state, step = _toe_off_gyro(params, state, start + kneg, onset)
-        if step is not None:
-            steps.append(step)
-    return state, steps
+            w.scan = max(w.scan, start + kneg)
+            return
+        _toe_off_gyro(w, start + kneg, start + kneg + kup)
 
 
 def _zero_cross(y0: float, y1: float) -> float:
     """Fractional position (0..1) of the zero crossing between two samples."""
     den = y0 - y1
-    return 0.5 if den == 0.0 else float(np.clip(y0 / den, 0.0, 1.0))
+    return 0.5 if den == 0.0 else min(1.0, max(0.0, y0 / den))
 
 
-def _initial_contact_gyro(params: FootParams, state: FootState, z: int) -> FootState:
+def _initial_contact_gyro(w: _Work, z: int) -> None:
     """Decide the initial contact at the end of the swing lobe ``z`` (p[z] <= 0)."""
-    rate = state.rate_hz
-    sig = state.sig
-    lobe = sig.get(state.swing_start, z)[:, _P]
-    peak_idx = state.swing_start + (int(np.argmax(lobe)) if lobe.shape[0] else 0)
-    peak = float(lobe.max()) if lobe.shape[0] else 0.0
-    if z - state.swing_start < _n(params.min_swing_s, rate):
-        # too short to be a swing: back to the stance it interrupted
-        return replace(state, phase=_STANCE if state.pending_ic is not None else _UNKNOWN,
-                       scan=z)
-    p_prev = float(sig.get(z - 1, z)[0, _P])
-    p_z = float(sig.get(z, z + 1)[0, _P])
-    zc = z - 1 + _zero_cross(p_prev, p_z)
-    onset = _impact_onset(params, state, peak_idx, z + _n(params.impact_window_s, rate))
+    prm = w.params
+    if z - w.swing_start < w.n(prm.min_swing_s):
+        # too short to be a swing
+        w.reset_phase(z)
+        return
+    p = w.sig[:, _P]
+    b = w.base
+    lobe = p[max(w.swing_start, b) - b:z - b]
+    k = int(np.argmax(lobe))
+    peak = float(lobe[k])
+    peak_idx = max(w.swing_start, b) + k
+    zc = z - 1 + _zero_cross(float(p[z - 1 - b]), float(p[z - b]))
+    onset = _impact_onset(w, peak_idx, z + w.n(prm.impact_window_s))
     ic = zc
-    if onset is not None and (onset < zc or zc < onset - params.max_ic_lead_s * rate):
+    if onset is not None and (onset < zc or zc < onset - prm.max_ic_lead_s * w.rate):
         ic = onset
-    sp = peak if state.swing_peak is None else (
-        (1 - params.peak_memory) * state.swing_peak + params.peak_memory * peak)
-    return replace(state, phase=_STANCE, pending_ic=ic, scan=z, swing_peak=sp)
+    w.swing_peak = peak if w.swing_peak is None else (
+        (1 - prm.peak_memory) * w.swing_peak + prm.peak_memory * peak)
+    w.phase, w.pending_ic, w.scan = _STANCE, ic, z
 
 
-def _impact_onset(params: FootParams, state: FootState, a: int, b: int) -> float | None:
+def _impact_onset(w: _Work, a: int, b: int) -> float | None:
     """Onset of the largest jerk peak in ``[a, b)``: first sample above ``impact_frac``."""
-    j = state.sig.get(a, b)[:, _J]
+    a = max(a, w.base)
+    j = w.sig[a - w.base:b - w.base, _J]
     if j.shape[0] < 2:
         return None
     m = int(np.argmax(j))
-    below = np.flatnonzero(j[:m] < params.impact_frac * j[m])
-    k = int(below[-1]) + 1 if below.shape[0] else 0
-    return float(max(a, state.sig.start) + k)
+    below = np.flatnonzero(j[:m] < w.params.impact_frac * j[m])
+    return float(a + (int(below[-1]) + 1 if below.shape[0] else 0))
 
 
-def _toe_off_gyro(params: FootParams, state: FootState, neg: int,
-                  onset: int) -> tuple[FootState, Step | None]:
-    """Swing confirmed at ``onset``: find the toe-off in the negative lobe before it."""
-    rate = state.rate_hz
-    p = state.sig.get(neg, onset + 1)[:, _P]
-    zrel = int(np.flatnonzero(p < 0.0)[-1]) + 1  # first sample of the final rise >= 0
+def _toe_off_gyro(w: _Work, neg: int, onset: int) -> None:
+    """Swing confirmed at ``onset``: the toe-off is the pitch-rate minimum before it."""
+    b = w.base
+    p = w.sig[neg - b:onset + 1 - b, _P]
+    zrel = int(np.flatnonzero(p < 0.0)[-1]) + 1  # start of the final rise to >= 0
     lo = 0
-    if state.pending_ic is not None:
-        half = state.pending_ic + 0.5 * (neg + zrel - state.pending_ic)
+    if w.pending_ic is not None:
+        half = w.pending_ic + 0.5 * (neg + zrel - w.pending_ic)
         lo = min(max(0, math.ceil(half) - neg), zrel - 1)
-    seg = p[lo:zrel]
-    m = lo + int(np.argmin(seg))
+    m = lo + int(np.argmin(p[lo:zrel]))
     off = 0.0
     if 0 < m < p.shape[0] - 1:
         off = parabolic_offset(float(p[m - 1]), float(p[m]), float(p[m + 1]))
     tc = neg + m + off
-    swing_start = neg + zrel
-    step = None
-    if state.pending_ic is not None and state.phase == _STANCE:
-        state, step = _emit(params, state, state.pending_ic, tc)
-    state = replace(state, phase=_SWING, swing_start=swing_start, scan=swing_start,
-                    pending_ic=None)
-    return state, step
+    if w.pending_ic is not None and w.phase == _STANCE:
+        _emit(w, w.pending_ic, tc)
+    w.phase, w.pending_ic = _SWING, None
+    w.swing_start = w.scan = neg + zrel
 
 
-def _detect_acc(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
+def _detect_acc(w: _Work) -> None:
     """Sequential accelerometer-only event logic (impact rise, unloading fall)."""
-    rate = state.rate_hz
-    steps: list[Step] = []
-    sig = state.sig
-    end = sig.end
-    g = GRAVITY_MPS2
+    prm = w.params
+    b, end = w.base, w.end
+    j_all, dn_all = w.sig[:, _J], w.sig[:, _DN]
+    floor = prm.acc_min_jerk_g_per_s * GRAVITY_MPS2
+    n_win, n_tc = w.n(prm.impact_window_s), w.n(prm.acc_tc_window_s)
+    n_boot = w.n(prm.history_s / 2)
     while True:
-        scan = max(state.scan, sig.start + 1)
+        scan = max(w.scan, b + 1)
         if scan >= end:
-            break
-        floor = params.acc_min_jerk_g_per_s * g
-        if state.phase != _STANCE:
-            thr = floor if state.swing_peak is None else max(
-                floor, params.acc_swing_frac * state.swing_peak)
-            j = sig.get(scan, end)[:, _J]
-            k = _first(j >= thr)
+            return
+        if w.phase != _STANCE:
+            thr = floor if w.swing_peak is None else max(
+                floor, prm.acc_swing_frac * w.swing_peak)
+            k = _first(j_all[scan - b:] >= thr)
             if k is None:
-                state = replace(state, scan=end)
-                break
+                w.scan = end
+                return
             c = scan + k
-            w = _n(params.impact_window_s, rate)
-            if c + w > end:
-                state = replace(state, scan=c)
-                break
-            seg = sig.get(c, c + w)[:, _J]
-            peak = float(seg.max())
-            onset = _impact_onset(params, state, max(c - w, sig.start), c + w)
+            if c + n_win > end:
+                w.scan = c
+                return
+            peak = float(j_all[c - b:c + n_win - b].max())
+            if w.swing_peak is None:
+                # bootstrap: the impact is the largest jerk of the recent past
+                boot = float(j_all[max(b, c - n_boot) - b:c + n_win - b].max())
+                if peak < prm.acc_swing_frac * boot:
+                    w.scan = c + 1
+                    continue
+            onset = _impact_onset(w, c - n_win, c + n_win)
             ic = float(c) if onset is None else min(onset, float(c))
-            sp = peak if state.swing_peak is None else (
-                (1 - params.peak_memory) * state.swing_peak + params.peak_memory * peak)
-            state = replace(state, phase=_STANCE, pending_ic=ic, swing_peak=sp,
-                            scan=math.ceil(ic + params.min_gct_s * rate))
+            w.swing_peak = peak if w.swing_peak is None else (
+                (1 - prm.peak_memory) * w.swing_peak + prm.peak_memory * peak)
+            w.phase, w.pending_ic = _STANCE, ic
+            w.scan = math.ceil(ic + prm.min_gct_s * w.rate)
             continue
         # stance: toe-off is the steepest fall of |a| (unloading)
-        assert state.pending_ic is not None
-        thr = floor if state.tc_peak is None else max(floor, params.acc_swing_frac * state.tc_peak)
-        dn = sig.get(scan, end)[:, _DN]
-        k = _first(dn <= -thr)
+        ic = w.pending_ic
+        assert ic is not None
+        ref = w.tc_peak if w.tc_peak is not None else w.swing_peak
+        thr = floor if ref is None else max(floor, prm.acc_swing_frac * ref)
+        k = _first(dn_all[scan - b:] <= -thr)
         if k is None:
-            if end - state.pending_ic > params.max_gct_s * rate:
-                state = replace(state, phase=_UNKNOWN, pending_ic=None, scan=end)
-            else:
-                state = replace(state, scan=end)
-            break
+            w.scan = end
+            if end - ic > prm.max_gct_s * w.rate:
+                w.reset_phase(end)
+            return
         c = scan + k
-        w = _n(params.acc_tc_window_s, rate)
-        if c + w > end:
-            state = replace(state, scan=c)
-            break
-        seg = sig.get(c, c + w)[:, _DN]
+        if c + n_tc > end:
+            w.scan = c
+            return
+        seg = dn_all[c - b:c + n_tc - b]
         m = int(np.argmin(seg))
-        # the fall is a difference between samples m-1 and m: toe-off halfway
+        # a fall is the difference between samples m - 1 and m: toe-off halfway
         tc = c + m - 0.5
         fall = float(-seg[m])
-        tp = fall if state.tc_peak is None else (
-            (1 - params.peak_memory) * state.tc_peak + params.peak_memory * fall)
-        state, step = _emit(params, state, state.pending_ic, tc)
-        if step is not None:
-            steps.append(step)
-        state = replace(state, phase=_SWING, pending_ic=None, tc_peak=tp,
-                        scan=math.ceil(tc + params.min_swing_s * rate))
-    return state, steps
+        w.tc_peak = fall if w.tc_peak is None else (
+            (1 - prm.peak_memory) * w.tc_peak + prm.peak_memory * fall)
+        _emit(w, ic, tc)
+        w.phase, w.pending_ic = _SWING, None
+        w.scan = math.ceil(tc + prm.min_swing_s * w.rate)
 
 
 # --------------------------------------------------------------------------------------
 # output
 
 
-def _emit(params: FootParams, state: FootState, ic: float,
-          tc: float) -> tuple[FootState, Step | None]:
-    """One contact from fractional absolute indices ``ic`` and ``tc``."""
-    rate = state.rate_hz
+def _emit(w: _Work, ic: float, tc: float) -> None:
+    """Report one contact from fractional absolute indices ``ic`` and ``tc``."""
+    prm = w.params
+    rate = w.rate
     gct_s = (tc - ic) / rate
-    if not params.min_gct_s <= gct_s <= params.max_gct_s or ic < state.raw.start:
-        return state, None
-    a, b = math.floor(ic), math.ceil(tc) + 1
-    raw = state.raw.get(a, b)
-    acc = raw[:, :3]
-    # vertical: gravity at mid-stance (least rotation, or least jerk without gyro)
-    if state.has_gyro:
-        mid = int(np.argmin(np.linalg.norm(raw[:, 3:], axis=1)))
+    if not prm.min_gct_s <= gct_s <= prm.max_gct_s or ic < w.base:
+        return
+    a, b = math.floor(ic) - w.base, math.ceil(tc) + 1 - w.base
+    acc = w.raw[a:b, :3]
+    # vertical: gravity at mid-stance (least rotation, or least jerk without gyroscope)
+    if w.has_gyro:
+        gyr = w.raw[a:b, 3:]
+        mid = int(np.argmin(np.einsum("ij,ij->i", gyr, gyr)))
     else:
-        mid = int(np.argmin(state.sig.get(a, b)[:, _J]))
+        mid = int(np.argmin(w.sig[a:b, _J]))
     g_vec = acc[mid]
-    up_now = g_vec / max(math.sqrt(float(g_vec @ g_vec)), 1e-9)
-    up = up_now if state.up is None else state.up + params.peak_memory * (up_now - state.up)
-    up = up / max(math.sqrt(float(up @ up)), 1e-9)
-    w = max(2, min(_n(params.impact_window_s, rate), math.ceil(0.5 * (tc - ic))))
-    early = acc[: w + 1]
+    up = g_vec / max(math.sqrt(float(g_vec @ g_vec)), 1e-9)
+    if w.up is not None:
+        up = w.up + prm.peak_memory * (up - w.up)
+        up = up / max(math.sqrt(float(up @ up)), 1e-9)
+    n_early = max(2, min(w.n(prm.impact_window_s), math.ceil(0.5 * (tc - ic))))
+    early = acc[:n_early + 1]
     impact_g = math.sqrt(float(np.einsum("ij,ij->i", early, early).max())) / GRAVITY_MPS2
     braking_g: float | None = None
-    if state.has_gyro and state.axis is not None:
-        fwd = _cross(up, state.axis)
+    if w.has_gyro and w.axis is not None:
+        fwd = _cross(up, w.axis)
         fn = math.sqrt(float(fwd @ fwd))
         if fn > 0.5:
             braking_g = max(0.0, float(-(early @ (fwd / fn)).min()) / GRAVITY_MPS2)
     t_ic, t_fc = ic / rate, tc / rate
-    tstate, tm = timing.update(params.timing, state.timing, t_ic, t_fc, params.sensor_side)
-    step = Step(
+    w.timing, tm = timing.update(prm.timing, w.timing, t_ic, t_fc, prm.sensor_side)
+    w.steps.append(Step(
         t_ic=t_ic, t_fc=t_fc, gct_ms=gct_s * 1000.0, cadence_spm=tm.cadence_spm,
-        side=params.sensor_side, pelvic_drop_deg=None, placement="foot",
+        side=prm.sensor_side, pelvic_drop_deg=None, placement="foot",
         step_index=tm.step_index, step_time_s=None, stride_time_s=tm.stride_time_s,
         impact_g=impact_g, braking_g=braking_g, flight_ms=None,
-    )
-    return replace(state, timing=tstate, up=up, last_tc=tc), step
+    ))
+    w.up, w.last_tc = up, tc

@@ -91,6 +91,10 @@ class PelvisParams:
         A trough below this before the rise means a flight phase (running).
     rise_window_s
         How far before a hump the steepest rise is searched.
+    first_rise_fraction
+        A jolt before the steepest rise starts the contact instead when its slope
+        reaches this fraction of the steepest and the signal falls at least as steeply
+        between the two (two separate jolts, not one rise).
     walk_fc_window_s
         Walking FC: trough search window after the next hump.
     side_window_s
@@ -113,6 +117,7 @@ class PelvisParams:
     walk_fc_window_s: float = 0.3
     side_window_s: tuple[float, float] = (-0.1, 0.05)
     walk_onset_window_s: float = 0.03
+    first_rise_fraction: float = 0.5
     history_s: float = 5.0
     timing: timing.TimingParams = timing.TimingParams()
 
@@ -284,7 +289,16 @@ def _initial_contact(params: PelvisParams, state: PelvisState, c: int) -> tuple[
         a = max(a, state.last_peak + round(0.5 * params.min_step_s * rate))
     a = max(a, der.start + 1)
     seg = der.get(a, c + 1)
-    i = int(np.argmax(seg[:, _D1]))
+    # the steepest rise before the hump; but a double jolt (a separate sharp rise and
+    # fall before the steepest one, as on a stopping step) starts at the first jolt
+    d1s = seg[:, _D1]
+    i = int(np.argmax(d1s))
+    top = float(d1s[i])
+    local_max = np.r_[False, (d1s[1:-1] >= d1s[:-2]) & (d1s[1:-1] >= d1s[2:]), False]
+    for j in np.flatnonzero(local_max[:i] & (d1s[:i] >= params.first_rise_fraction * top)):
+        if float(np.min(d1s[j:i])) < -params.first_rise_fraction * top:
+            i = int(j)
+            break
     k_rise = a + i
     pre = der.get(k_rise - round(0.15 * rate), k_rise + 1)[:, _SE]
     baseline = float(np.min(pre))

@@ -1,0 +1,158 @@
+"""Gait engine on simulated running: accuracy, gaps, chunk invariance, bounded state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sensord.gait import resample
+from sensord.gait.engine import EngineParams, analyze, finish, init_state, step, steps_only
+from sensord.model import Gap, SampleBlock, Step
+from sensord.sources.simulator import SimParams, simulate
+
+
+def _match(steps: list[Step], truth: list, tol_s: float = 0.08) -> tuple[list, int, int]:
+    """Pairs (detected, truth) by nearest IC; (pairs, missed, extra)."""
+    t_truth = np.array([t.t_ic for t in truth])
+    pairs, used = [], set()
+    for s in steps:
+        j = int(np.argmin(np.abs(t_truth - s.t_ic)))
+        if abs(t_truth[j] - s.t_ic) <= tol_s and j not in used:
+            used.add(j)
+            pairs.append((s, truth[j]))
+    return pairs, len(truth) - len(used), len(steps) - len(pairs)
+
+
+def _interior(truth: list, samples: SampleBlock, margin_s: float = 1.0) -> list:
+    t0, t1 = samples.t_s[0], samples.t_s[-1]
+    return [t for t in truth if t0 + margin_s < t.t_ic < t1 - margin_s]
+
+
+@pytest.mark.parametrize(("seed", "kw"), [
+    (1, {}),
+    (2, {"mount": "random", "jitter_ms": 1.0, "accel_noise_mps2": 0.3}),
+    (3, {"mount": "random", "rate_hz": 100.0, "jitter_ms": 2.0}),
+    (4, {"mount": "random", "rate_hz": 52.0, "cadence_spm": 180.0, "gct_ms": 210.0}),
+    (5, {"mount": "random", "rate_hz": 500.0, "speed_mps": 4.5, "cadence_spm": 184.0,
+         "gct_ms": 190.0, "pelvic_drop_deg": 7.0, "asymmetry_pct": 6.0}),
+])
+def test_simulated_running_accuracy(seed: int, kw: dict) -> None:
+    params = SimParams(duration_s=90.0, **{k: v for k, v in kw.items()
+                                          if k in SimParams.__dataclass_fields__})
+    res = simulate(params, seed=seed)
+    steps = [s for s in steps_only(analyze(EngineParams(), res.samples))
+             if res.samples.t_s[0] + 1.0 < s.t_ic < res.samples.t_s[-1] - 1.0]
+    truth = _interior(res.truth, res.samples)
+    pairs, missed, extra = _match(steps, truth)
+    assert missed == 0 and extra == 0
+    gct_err = np.array([s.gct_ms - t.gct_ms for s, t in pairs if s.gct_ms is not None])
+    assert gct_err.size >= 0.95 * len(pairs)
+    assert np.mean(np.abs(gct_err)) <= 10.0
+    drop_err = np.array([s.pelvic_drop_deg - t.pelvic_drop_deg for s, t in pairs[8:]
+                         if s.pelvic_drop_deg is not None])
+    assert drop_err.size >= 0.9 * (len(pairs) - 8)
+    assert np.sqrt(np.mean(drop_err**2)) <= 1.0
+    assert sum(s.side == t.side for s, t in pairs) >= 0.98 * len(pairs)
+    # cadence over the run, from the detected contacts and from the truth
+    t_ic = np.array([s.t_ic for s in steps])
+    t_truth = np.array([t.t_ic for t in truth])
+    truth_rate = 60.0 * (t_truth.size - 1) / (t_truth[-1] - t_truth[0])
+    assert abs(60.0 * (t_ic.size - 1) / (t_ic[-1] - t_ic[0]) - truth_rate) <= 1.0
+    per_step = np.mean([s.cadence_spm for s in steps if s.cadence_spm is not None])
+    assert abs(per_step - truth_rate) <= 1.0
+
+
+def test_accelerometer_only_still_gives_contacts_and_cadence() -> None:
+    res = simulate(SimParams(duration_s=60.0, gyro=False, mount="random"), seed=7)
+    assert res.samples.gyr_dps is None
+    steps = steps_only(analyze(EngineParams(), res.samples))
+    pairs, missed, extra = _match(
+        [s for s in steps if 1.0 < s.t_ic < 59.0], _interior(res.truth, res.samples))
+    assert missed == 0 and extra == 0
+    gct_err = [s.gct_ms - t.gct_ms for s, t in pairs if s.gct_ms is not None]
+    assert len(gct_err) >= 0.95 * len(pairs) and np.mean(np.abs(gct_err)) <= 10.0
+    assert all(s.side is None and s.pelvic_drop_deg is None for s in steps)
+    assert all(s.cadence_spm is not None for s in steps[6:])
+
+
+def test_gaps_reset_the_engine_and_no_step_spans_a_gap() -> None:
+    res = simulate(SimParams(duration_s=120.0, dropout_rate=0.05, dropout_s=1.0), seed=11)
+    events = analyze(EngineParams(), res.samples)
+    gaps = [e for e in events if isinstance(e, Gap)]
+    steps = steps_only(events)
+    assert gaps, "the simulator produced dropouts; the engine must report them"
+    for s in steps:
+        for g in gaps:
+            assert not (s.t_ic < g.t_end_s and (s.t_fc or s.t_ic) > g.t_start_s)
+    # every detected step is a real one: no fake steps around the gaps
+    _, _, extra = _match(steps, res.truth)
+    assert extra == 0
+
+
+def test_nan_rows_are_gaps_not_steps() -> None:
+    res = simulate(SimParams(duration_s=30.0), seed=5)
+    acc = res.samples.acc_mps2.copy()
+    t = res.samples.t_s
+    hole = (t > 10.0) & (t < 12.0)
+    acc[hole] = np.nan
+    events = analyze(EngineParams(), SampleBlock(t, acc, res.samples.gyr_dps))
+    gaps = [e for e in events if isinstance(e, Gap)]
+    assert len(gaps) == 1 and gaps[0].t_start_s < 10.01 and gaps[0].t_end_s > 11.99
+    assert not any(10.0 < s.t_ic < 12.0 for s in steps_only(events))
+
+
+_CHUNK_REC = simulate(SimParams(duration_s=12.0, mount="random", jitter_ms=1.0), seed=21)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cuts=st.lists(st.integers(min_value=1, max_value=len(_CHUNK_REC.samples) - 1),
+                     max_size=30, unique=True))
+def test_results_do_not_depend_on_block_splits(cuts: list[int]) -> None:
+    samples = _CHUNK_REC.samples
+    whole = analyze(EngineParams(), samples)
+    bounds = [0, *sorted(cuts), len(samples)]
+    parts = analyze(EngineParams(), [samples.slice(a, b) for a, b in zip(bounds, bounds[1:])])
+    assert len(whole) == len(parts) > 20
+    for a, b in zip(whole, parts):
+        assert type(a) is type(b)
+        for (k, va), vb in zip(a.to_dict().items(), b.to_dict().values()):
+            if isinstance(va, float) and isinstance(vb, float):
+                assert va == pytest.approx(vb, abs=1e-9), k
+            else:
+                assert va == vb, k
+
+
+def test_state_stays_bounded() -> None:
+    res = simulate(SimParams(duration_s=240.0), seed=2)
+    params = EngineParams()
+    state = init_state(params)
+    sizes = []
+    for i, blk in enumerate(_blocks(res.samples, 200)):
+        state, _ = step(params, state, blk)
+        if i % 40 == 0:
+            det = state.detector
+            sizes.append(det.raw.data.nbytes + det.der.data.nbytes + len(det.pending))
+    state, _ = finish(params, state)
+    assert max(sizes[2:]) == min(sizes[2:])
+
+
+def _blocks(samples: SampleBlock, n: int):
+    for a in range(0, len(samples), n):
+        yield samples.slice(a, a + n)
+
+
+def test_resampler_interpolates_onto_the_absolute_grid() -> None:
+    t = np.array([0.0, 0.01, 0.02, 0.03])
+    acc = np.column_stack([t * 100.0, np.zeros(4), np.full(4, 9.81)])
+    state, blocks, gaps = resample.step(resample.ResampleParams(rate_hz=200.0),
+                                        resample.ResampleState(), SampleBlock(t, acc))
+    assert not gaps and len(blocks) == 1 and blocks[0].reset
+    assert blocks[0].start_index == 0 and len(blocks[0]) == 7
+    np.testing.assert_allclose(blocks[0].acc_mps2[:, 0], np.arange(7) * 0.5)
+    # a long pause in the timestamps is a gap: a new segment, flagged reset
+    t2 = np.array([0.5, 0.505])
+    state, blocks, gaps = resample.step(resample.ResampleParams(rate_hz=200.0), state,
+                                        SampleBlock(t2, acc[:2]))
+    assert gaps == [(0.03, 0.5)] and blocks[0].reset and blocks[0].start_index == 100
