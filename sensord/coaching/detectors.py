@@ -25,7 +25,8 @@ Method
    effect ``e * (q - median q)``. Cadence, GCT, oscillation and impact are modelled in
    log units (percent), pelvic drop, balance and variability in their own units.
 3. **Charts.** Each later block gives a standardised residual
-   ``z = direction * (x - level - e (q - q0)) / scale`` (bad is positive) fed to a
+   ``z = min(direction * (x - level), direction * (x - level - e (q - q0))) / scale``
+   (bad is positive; the pace term may explain a change away but never create one) fed to a
    one-sided CUSUM (Page 1954) with reference ``k`` and decision interval ``h``; an
    alert is raised when ``S > h``, with ``began_at_s`` at the last time ``S`` left zero.
    A Roberts (1959) EWMA of ``z`` (``ewma_lambda``) gives the "current" value and the
@@ -486,8 +487,10 @@ class _Run:
                 continue
             e = _elasticity(p, spec.metric)
             q = b.q if b.q is not None else base.q0
-            pred = base.level + e * (q - base.q0)
-            z = spec.direction * (y - pred) / base.scale
+            # the pace proxy may explain a change away, never create one (one-sided)
+            z_raw = spec.direction * (y - base.level) / base.scale
+            z_pace = spec.direction * (y - base.level - e * (q - base.q0)) / base.scale
+            z = min(z_raw, z_pace)
             self.charts[i] = self.update_chart(
                 self.charts[i], z, x, b, armed, spec, _untransform(spec, base.level)
             )

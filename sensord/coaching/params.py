@@ -67,11 +67,14 @@ class CoachParams:
     cooldown_s
         After a clear, the same detector cannot raise again for this long.
     pace_model
-        ``"duty_factor"``: cadence, GCT, vertical oscillation and impact are predicted
-        from the pace proxy ``q = 100 ln(GCT / step time)`` with the elasticities below;
+        ``"duty_factor"``: changes of cadence, GCT, vertical oscillation and impact that
+        the pace proxy ``q = 100 ln(GCT / step time)`` predicts (elasticities below) are
+        not counted as degradation (one-sided: the proxy never *adds* to a residual);
         ``"none"``: raw values against the baseline.
     pace_elasticity_cadence, pace_elasticity_gct, pace_elasticity_vo, pace_elasticity_impact
-        d(100 ln metric) / dq, from published speed dependences (see docs/coaching.md).
+        d(100 ln metric) / dq from published speed dependences (cadence ~ v^0.28,
+        GCT ~ v^-0.75, so q ~ -47 ln v; impact ~ v^0.5; oscillation ~ v^-0.1): -0.6,
+        +1.6, +0.2, -1.0. See docs/coaching.md.
     cadence_floor_pct, gct_floor_pct, vo_floor_pct, impact_floor_pct
         Lower bounds of the residual scale (sigma) in percent, so a very steady
         baseline does not make trivial drifts alarm.
@@ -123,7 +126,7 @@ class CoachParams:
     cooldown_s: float = 120.0
     pace_model: PaceModel = "duty_factor"
     pace_elasticity_cadence: float = -0.6
-    pace_elasticity_gct: float = 0.0
+    pace_elasticity_gct: float = 1.6
     pace_elasticity_vo: float = 0.2
     pace_elasticity_impact: float = -1.0
     cadence_floor_pct: float = 1.5
