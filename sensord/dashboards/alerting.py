@@ -119,10 +119,11 @@ def alert_rules() -> list[RuleSpec]:
             uid="sensord-pain-reported",
             title="Pain reported",
             query='SELECT max("score") FROM "pain" WHERE $timeFilter GROUP BY "runner", "run_id"',
-            window_s=600, reducer="max", op="gt", threshold=3.0, for_="0s",
+            window_s=600, reducer="max", op="gt", threshold=2.5, for_="0s",
             severity="critical",
             summary="{{ $labels.runner }} reported pain {{ $values.B.Value }}/10",
-            description="Pain above 3/10 during a run: stop and walk (return-to-run rule).",
+            description="Pain of 3/10 or more during a run: stop and walk (return-to-run "
+                        "rule; the coaching engine raises pain_stop at the same score).",
         ),
         RuleSpec(
             uid="sensord-sensor-offline",

@@ -1,0 +1,93 @@
+"""``sensord report RUN``: a self-contained HTML report of one run.
+
+RUN is either a recording (CSV; the gait engine and coaching detectors run over it) or,
+with ``--influx-url``, a run id stored by ``sensord ingest``. The database token comes
+from ``SENSORD_INFLUX_TOKEN`` or ``--influx-token-file`` (never a flag).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sensord.errors import InputError
+
+HELP = "self-contained HTML report of a run"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``sensord report``."""
+    a = parser.add_argument
+    a("run", metavar="RUN", help="recording CSV, or a run id with --influx-url")
+    a("-o", "--output", help="HTML file to write (default RUN_ID.html; '-' for stdout)")
+    a("--influx-url", help="read the run from InfluxDB (1.x, or 2.x via DBRP) at this URL")
+    a("--db", default="sensord", help="InfluxQL database (default sensord)")
+    a("--influx-token-file", type=Path,
+      help="file holding the database token or user:password (else $SENSORD_INFLUX_TOKEN)")
+    a("--runner", default="runner", help="runner name for a recording without metadata")
+    a("--pain", action="append", default=[], metavar="MM:SS=SCORE[ LOCATION]",
+      help="pain report for a recording, e.g. '25:00=4 left knee' (repeatable)")
+    a("--plan", help="return-to-run plan for the compliance table, "
+                     "e.g. '1 min run / 2 min walk x 8'")
+
+
+def _token(path: Path | None) -> str | None:
+    if path is not None:
+        try:
+            return path.read_text().strip() or None
+        except OSError as e:
+            raise InputError(f"cannot read --influx-token-file {path}: {e.strerror}") from None
+    value = os.environ.get("SENSORD_INFLUX_TOKEN", "").strip()
+    return value or None
+
+
+def _parse_pain_arg(text: str) -> tuple[float, str]:
+    when, sep, what = text.partition("=")
+    if not sep or not what.strip():
+        raise InputError(f"--pain {text!r}: write MM:SS=SCORE, e.g. '25:00=4 left knee'")
+    try:
+        if ":" in when:
+            mm, ss = when.split(":", 1)
+            t = int(mm) * 60 + float(ss)
+        else:
+            t = float(when)
+    except ValueError:
+        raise InputError(f"--pain {text!r}: time {when!r} is not MM:SS or seconds") from None
+    if t < 0:
+        raise InputError(f"--pain {text!r}: time must not be negative")
+    return t, what.strip()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the report and write it."""
+    from sensord.report import build_report
+    from sensord.report.data import InfluxQL, from_influx, from_recording
+
+    if args.influx_url:
+        if args.pain:
+            raise InputError("--pain applies to recordings; stored runs carry their reports")
+        client = InfluxQL(args.influx_url, args.db, _token(args.influx_token_file))
+        data = from_influx(client, args.run)
+    else:
+        path = Path(args.run)
+        if not path.is_file():
+            raise InputError(
+                f"{args.run}: no such recording; to report a stored run, add "
+                "--influx-url URL (and --db NAME)")
+        from sensord.coaching.pain import parse_pain
+
+        pain = [parse_pain(what, t) for t, what in map(_parse_pain_arg, args.pain)]
+        data = from_recording(path, pain=pain, runner=args.runner)
+    html = build_report(data, plan_text=args.plan)
+    out = args.output or f"{data.info.run_id}.html"
+    if out == "-":
+        sys.stdout.write(html)
+        return 0
+    try:
+        Path(out).write_text(html, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write {out}: {e.strerror}") from None
+    print(f"wrote {out} ({len(data.steps)} steps, {len(data.alerts)} alerts)", file=sys.stderr)
+    return 0
