@@ -790,14 +790,78 @@ def _foot_strides(steps: list[_Step], side_sigma: float, impact_scale: float) ->
     return out
 
 
-def _ry_apply(th: FloatArray, v: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """x and z of ``Ry(th) @ v`` for ``v = (vx, 0, vz)`` rows, ``v`` shape (n, 3)."""
-    c, s = np.cos(th), np.sin(th)
-    return c * v[:, 0] + s * v[:, 2], -s * v[:, 0] + c * v[:, 2]
-
-
 _B_POW = (3, 4)
 _B_MAX = (3 / 7) ** 3 * (4 / 7) ** 4
+
+
+_TOE_M = np.array([_FOOT_LEN_M, 0.0, 0.0])
+
+
+def _foot_stance(s: FloatArray, g: dict[str, FloatArray]
+                 ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Sensor x, z relative to the heel at IC and pitch during stance (``s < Tc``)."""
+    Tc = g["Tc"]
+    walk = g["walk"] > 0.5
+    t_ff = np.where(walk, 0.15, 0.3) * Tc
+    t_ho = np.where(walk, 0.55, 0.5) * Tc
+    th_heel = -g["th_ic"] * 0.5 * (1 + np.cos(np.pi * np.clip(s / t_ff, 0.0, 1.0)))
+    w_to = np.clip((s - t_ho) / (Tc - t_ho), 0.0, 1.0)
+    th_toe = g["th_to"] * (1 - np.cos(0.5 * np.pi * w_to))
+    in_toe = s >= t_ho
+    th = np.where(s < t_ff, th_heel, np.where(in_toe, th_toe, 0.0))
+    # rigid foot: about the heel, flat, or about the toe (Ry(th) applied to the offset)
+    vx = np.where(in_toe, _SENSOR_FROM_HEEL_M[0] - _FOOT_LEN_M, _SENSOR_FROM_HEEL_M[0])
+    vz = _SENSOR_FROM_HEEL_M[2]
+    c, sn = np.cos(th), np.sin(th)
+    px = np.where(in_toe, _FOOT_LEN_M, 0.0) + c * vx + sn * vz
+    pz = -sn * vx + c * vz
+    # shoe compression after landing (critically damped)
+    e = s * np.exp(-s / g["tau_imp"])
+    return px + g["vx_land"] * e, pz + g["vz_land"] * e, th
+
+
+def _foot_swing(s: FloatArray, g: dict[str, FloatArray]
+                ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Sensor x, z relative to the heel at IC and pitch during swing (``s >= Tc``)."""
+    Tc = g["Tc"]
+    walk = g["walk"] > 0.5
+    d_ho = Tc - np.where(walk, 0.55, 0.5) * Tc
+    # toe-off state (analytic), the swing's start
+    th0 = g["th_to"]
+    dth0 = g["th_to"] * 0.5 * np.pi / d_ho
+    c0, s0 = np.cos(th0), np.sin(th0)
+    qx, qz = _SENSOR_FROM_HEEL_M[0] - _FOOT_LEN_M, _SENSOR_FROM_HEEL_M[2]
+    p0x = _FOOT_LEN_M + c0 * qx + s0 * qz
+    p0z = -s0 * qx + c0 * qz
+    v0x = (-s0 * qx + c0 * qz) * dth0
+    v0z = (-c0 * qx - s0 * qz) * dth0
+    a0x = -(c0 * qx + s0 * qz) * dth0**2
+    a0z = -(-s0 * qx + c0 * qz) * dth0**2
+    # landing state of the next stride, relative to this stride's heel
+    c1, s1 = np.cos(-g["th_ic_next"]), np.sin(-g["th_ic_next"])
+    rx, rz = _SENSOR_FROM_HEEL_M[0], _SENSOR_FROM_HEEL_M[2]
+    p1x = g["x_next"] - g["x_ic"] + c1 * rx + s1 * rz
+    p1z = -s1 * rx + c1 * rz
+    Tw = g["t_next"] - g["t_ic"] - Tc
+    w = np.clip((s - Tc) / Tw, 0.0, 1.0)
+    w2, w3 = w * w, w * w * w
+    w4, w5 = w3 * w, w3 * w2
+    h00 = 1 - 10 * w3 + 15 * w4 - 6 * w5
+    h10 = w - 6 * w3 + 8 * w4 - 3 * w5
+    h20 = 0.5 * w2 - 1.5 * w3 + 1.5 * w4 - 0.5 * w5
+    h01 = 10 * w3 - 15 * w4 + 6 * w5
+    h11 = -4 * w3 + 7 * w4 - 3 * w5
+    px = h00 * p0x + h10 * v0x * Tw + h20 * a0x * Tw**2 + h01 * p1x + h11 * g["vx_land_next"] * Tw
+    pz = h00 * p0z + h10 * v0z * Tw + h20 * a0z * Tw**2 + h01 * p1z + h11 * g["vz_land_next"] * Tw
+    pz = pz + g["h_sw"] * w3 * (1 - w) ** _B_POW[1] / _B_MAX
+    # swing angle: Hermite to the peak, cosine ease to the landing angle, hold
+    wa, wb = 0.3, 0.9
+    y = np.clip(w / wa, 0.0, 1.0)
+    th_a = ((2 * y**3 - 3 * y**2 + 1) * th0 + (y**3 - 2 * y**2 + y) * dth0 * Tw * wa
+            + (-2 * y**3 + 3 * y**2) * g["th_max"])
+    y2 = np.clip((w - wa) / (wb - wa), 0.0, 1.0)
+    th_b = g["th_max"] + (-g["th_ic_next"] - g["th_max"]) * 0.5 * (1 - np.cos(np.pi * y2))
+    return px, pz, np.where(w < wa, th_a, th_b)
 
 
 def _foot_pose(t: FloatArray, a: dict[str, FloatArray]
@@ -806,74 +870,16 @@ def _foot_pose(t: FloatArray, a: dict[str, FloatArray]
     k = np.searchsorted(a["t_ic"], t, side="right") - 1
     if k.size and k.min() < 0:
         raise AssertionError("simulator: sample before the first planned foot stride")
-    g = {name: v[k] for name, v in a.items()}
-    s = t - g["t_ic"]
-    Tc = g["Tc"]
-    walk = g["walk"] > 0.5
-    t_ff = np.where(walk, 0.15, 0.3) * Tc
-    t_ho = np.where(walk, 0.55, 0.5) * Tc
-    n = t.shape[0]
-    r_h = np.broadcast_to(_SENSOR_FROM_HEEL_M, (n, 3))
-    toe = np.array([_FOOT_LEN_M, 0.0, 0.0])
-    q = np.broadcast_to(_SENSOR_FROM_HEEL_M - toe, (n, 3))
-    # stance angle
-    th_heel = -g["th_ic"] * 0.5 * (1 + np.cos(np.pi * np.clip(s / t_ff, 0.0, 1.0)))
-    d_ho = Tc - t_ho
-    w_to = np.clip((s - t_ho) / d_ho, 0.0, 1.0)
-    th_toe = g["th_to"] * (1 - np.cos(0.5 * np.pi * w_to))
-    in_heel = s < t_ff
-    in_toe = s >= t_ho
-    th_st = np.where(in_heel, th_heel, np.where(in_toe, th_toe, 0.0))
-    hx, hz = _ry_apply(th_st, r_h)
-    tx, tz = _ry_apply(th_st, q)
-    px_st = np.where(in_toe, toe[0] + tx, hx)
-    pz_st = np.where(in_toe, tz, hz)
-    # shoe compression after landing (critically damped)
-    e = s * np.exp(-s / g["tau_imp"])
-    px_st = px_st + g["vx_land"] * e
-    pz_st = pz_st + g["vz_land"] * e
-    # toe-off state (analytic), for the swing's start
-    th0 = g["th_to"]
-    dth0 = g["th_to"] * 0.5 * np.pi / d_ho
-    c0, s0 = np.cos(th0), np.sin(th0)
-    qx, qz = q[:, 0], q[:, 2]
-    p0x = toe[0] + c0 * qx + s0 * qz
-    p0z = -s0 * qx + c0 * qz
-    v0x = (-s0 * qx + c0 * qz) * dth0
-    v0z = (-c0 * qx - s0 * qz) * dth0
-    a0x = -(c0 * qx + s0 * qz) * dth0**2
-    a0z = -(-s0 * qx + c0 * qz) * dth0**2
-    # landing state of the next stride, relative to this stride's heel
-    L = g["x_next"] - g["x_ic"]
-    c1, s1 = np.cos(-g["th_ic_next"]), np.sin(-g["th_ic_next"])
-    rx, rz = _SENSOR_FROM_HEEL_M[0], _SENSOR_FROM_HEEL_M[2]
-    p1x = L + c1 * rx + s1 * rz
-    p1z = -s1 * rx + c1 * rz
-    v1x, v1z = g["vx_land_next"], g["vz_land_next"]
-    Tw = g["t_next"] - g["t_ic"] - Tc
-    w = np.clip((s - Tc) / Tw, 0.0, 1.0)
-    h00 = 1 - 10 * w**3 + 15 * w**4 - 6 * w**5
-    h10 = w - 6 * w**3 + 8 * w**4 - 3 * w**5
-    h20 = 0.5 * w**2 - 1.5 * w**3 + 1.5 * w**4 - 0.5 * w**5
-    h01 = 10 * w**3 - 15 * w**4 + 6 * w**5
-    h11 = -4 * w**3 + 7 * w**4 - 3 * w**5
-    px_sw = h00 * p0x + h10 * v0x * Tw + h20 * a0x * Tw**2 + h01 * p1x + h11 * v1x * Tw
-    pz_sw = h00 * p0z + h10 * v0z * Tw + h20 * a0z * Tw**2 + h01 * p1z + h11 * v1z * Tw
-    pz_sw = pz_sw + g["h_sw"] * w ** _B_POW[0] * (1 - w) ** _B_POW[1] / _B_MAX
-    # swing angle: Hermite to the peak, cosine ease to the landing angle, hold
-    w1, w2 = 0.3, 0.9
-    y = np.clip(w / w1, 0.0, 1.0)
-    hh00 = 2 * y**3 - 3 * y**2 + 1
-    hh10 = y**3 - 2 * y**2 + y
-    hh01 = -2 * y**3 + 3 * y**2
-    th_a = hh00 * th0 + hh10 * dth0 * Tw * w1 + hh01 * g["th_max"]
-    y2 = np.clip((w - w1) / (w2 - w1), 0.0, 1.0)
-    th_b = g["th_max"] + (-g["th_ic_next"] - g["th_max"]) * 0.5 * (1 - np.cos(np.pi * y2))
-    th_sw = np.where(w < w1, th_a, th_b)
-    stance = s < Tc
-    px = g["x_ic"] + np.where(stance, px_st, px_sw)
-    pz = np.where(stance, pz_st, pz_sw)
-    th = np.where(stance, th_st, th_sw)
+    s = t - a["t_ic"][k]
+    stance = s < a["Tc"][k]
+    px, pz, th = np.empty_like(t), np.empty_like(t), np.empty_like(t)
+    for mask, fn in ((stance, _foot_stance), (~stance, _foot_swing)):
+        kk = k[mask]
+        g = {name: v[kk] for name, v in a.items()}
+        x, z, h = fn(s[mask], g)
+        px[mask] = x + g["x_ic"]
+        pz[mask] = z
+        th[mask] = h
     return px, pz, th
 
 
@@ -950,7 +956,7 @@ class _Simulator:
             "seed": str(self.seed),
             "rate_hz": f"{p.rate_hz:g}",
             "duration_s": f"{p.duration_s:g}",
-            "sim_mount_deg": f"{rx:.3f},{ry:.3f},{rz:.3f}",
+            "sim_mount_deg": ",".join(f"{v + 0.0:.3f}" for v in (rx, ry, rz)),
             "gyro": "yes" if p.gyro else "no",
         })
         return md
@@ -989,7 +995,7 @@ class _Simulator:
         if p.jitter_ms > 0.0:
             t = t + self._chunked_normal(i0, i1, 1, _KEY_JITTER)[:, 0] * p.jitter_ms / 1000.0
             lim = 0.45 / p.rate_hz
-            t = np.clip(t, idx / p.rate_hz - lim, idx / p.rate_hz + lim)
+            t = np.maximum(np.clip(t, idx / p.rate_hz - lim, idx / p.rate_hz + lim), 0.0)
         return np.asarray(t, dtype=np.float64)
 
     def _chunked_normal(self, i0: int, i1: int, width: int, key: int) -> FloatArray:
@@ -1099,15 +1105,18 @@ def _pelvis_peaks(a: dict[str, FloatArray]) -> tuple[FloatArray, FloatArray]:
 
 def _foot_peaks(a: dict[str, FloatArray], farr: dict[str, FloatArray]
                 ) -> tuple[FloatArray, FloatArray]:
-    """Truth ``impact_g`` and ``braking_g`` of each contact at the shoe."""
+    """Truth ``impact_g`` and ``braking_g`` of each contact at the shoe.
+
+    A 0.25 ms grid over the impact window, then 2 ms up to mid-stance.
+    """
     n = a["t_ic"].shape[0]
-    s = a["t_ic"][:, None] + np.linspace(0.0, 1.0, 121)[None, :] * np.minimum(
-        IMPACT_WINDOW_S, a["Tc"][:, None])
+    fine = np.linspace(0.0, 1.0, 121)[None, :] * np.minimum(IMPACT_WINDOW_S, a["Tc"][:, None])
+    coarse = np.linspace(0.0, 1.0, 41)[None, :] * np.maximum(
+        0.0, a["Tc"][:, None] / 2.0 - IMPACT_WINDOW_S) + IMPACT_WINDOW_S
+    s = a["t_ic"][:, None] + np.concatenate([fine, coarse], axis=1)
     _, _, world = _foot_signals(s.ravel(), farr)
-    fz = world[:, 2].reshape(n, -1)
-    s2 = a["t_ic"][:, None] + np.linspace(0.0, 0.5, 241)[None, :] * a["Tc"][:, None]
-    _, _, world2 = _foot_signals(s2.ravel(), farr)
-    fx = world2[:, 0].reshape(n, -1)
+    fz = world[:, 2].reshape(n, -1)[:, :121]
+    fx = world[:, 0].reshape(n, -1)
     return fz.max(axis=1) / G, np.maximum(0.0, (-fx).max(axis=1)) / G
 
 
