@@ -81,6 +81,8 @@ CLIENT_REFERENCE = 0x53
 """The client reference sensord uses for its one subscription (any non-zero byte)."""
 
 MAX_NOTIFICATION_BYTES = 155
+MAX_MESSAGE_BYTES = 4096
+"""A split DATA message longer than this is malformed (the app's buffer is smaller)."""
 _WRAP_MS = 1 << 32
 
 
@@ -191,6 +193,11 @@ def _decode(payload: bytes, state: MovesenseState) -> tuple[MovesenseState, list
     if state.pending is None:
         raise DecodeError("movesense: DATA_PART2 without a preceding DATA part")
     joined = state.pending + body
+    if len(joined) > MAX_MESSAGE_BYTES:
+        raise DecodeError(
+            f"movesense: split data message grew past {MAX_MESSAGE_BYTES} bytes without "
+            "completing a whole number of samples"
+        )
     if (len(joined) - 4) % stride == 0:
         state, samples = _decode_body(joined, state)
         return state, [samples]

@@ -404,7 +404,9 @@ def _pair(state: PolarState) -> tuple[PolarState, list[DecodedSamples]]:
     at, acc, gt, gyr = state.acc_t_s, state.acc_mps2, state.gyr_t_s, state.gyr_dps
     out: list[DecodedSamples] = []
     if len(at) == 0:
-        return state, out
+        # no accelerometer waiting: keep only the recent gyroscope (bounded memory)
+        recent = gt >= gt[-1] - MAX_GYRO_LAG_S if len(gt) else np.zeros(0, dtype=bool)
+        return replace(state, gyr_t_s=gt[recent], gyr_dps=gyr[recent]), out
     if len(gt) == 0:
         # No gyroscope yet: hold accelerometer samples, up to MAX_GYRO_LAG_S.
         keep = at >= at[-1] - MAX_GYRO_LAG_S
@@ -427,11 +429,16 @@ def _pair(state: PolarState) -> tuple[PolarState, list[DecodedSamples]]:
         out.append(DecodedSamples(at[stale], acc[stale], np.full((n, 3), np.nan)))
     keep = ~(before | ready | stale)
     new_at, new_acc = at[keep], acc[keep]
-    # keep gyroscope samples still needed for interpolation (one before the next acc)
+    # keep the gyroscope samples still needed for interpolation: from the last one at
+    # or before the oldest accelerometer sample still to come (or the newest emitted)
+    emitted = ready | stale
     if len(new_at):
-        cut = max(int(np.searchsorted(gt, new_at[0], side="right")) - 1, 0)
+        horizon = float(new_at[0])
+    elif emitted.any():
+        horizon = float(at[emitted][-1])
     else:
-        cut = max(len(gt) - 1, 0)
+        horizon = float(gt[-1])
+    cut = max(int(np.searchsorted(gt, horizon, side="right")) - 1, 0)
     return (
         replace(state, acc_t_s=new_at, acc_mps2=new_acc, gyr_t_s=gt[cut:], gyr_dps=gyr[cut:]),
         out,
@@ -722,20 +729,20 @@ class PolarEncoder(Encoder):
         t = np.asarray(samples.t_s, dtype=np.float64)
         if t.min() < 0:
             raise ValueError("polar encoder: sample times must be >= 0 (Polar epoch seconds)")
-        out: list[Command] = []
+        frames: list[bytes] = []
         if self.acc_on and samples.acc_mps2 is not None:
             ftype = self.profile.acc_frame_type
             mg = np.asarray(samples.acc_mps2, dtype=np.float64) / MG_TO_MPS2
             scale = self.profile.acc_factor if ftype & DELTA_FRAME_BIT else 1.0
             ints = np.clip(np.rint(np.nan_to_num(mg / scale)), -32768, 32767).astype(int)
-            for frame in self._frames(MeasurementType.ACC, ftype, t, ints.tolist()):
-                out.append((PMD_DATA_UUID, frame))
+            frames += self._frames(MeasurementType.ACC, ftype, t, ints.tolist())
         if self.gyr_on and samples.gyr_dps is not None:
             g = np.asarray(samples.gyr_dps, dtype=np.float64) / self.profile.gyr_factor
             ints = np.clip(np.rint(np.nan_to_num(g)), -32768, 32767).astype(int)
-            for frame in self._frames(MeasurementType.GYRO, 0x80, t, ints.tolist()):
-                out.append((PMD_DATA_UUID, frame))
-        return out
+            frames += self._frames(MeasurementType.GYRO, 0x80, t, ints.tolist())
+        # interleave the two streams in time order, like the device does
+        frames.sort(key=lambda f: (int.from_bytes(f[1:9], "little"), f[0]))
+        return [(PMD_DATA_UUID, f) for f in frames]
 
 
 POLAR_H10 = PolarProfile(
