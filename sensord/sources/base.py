@@ -1,8 +1,9 @@
 """The :class:`Source` protocol: where a live run's samples come from.
 
-A source is an async stream of events, each either a :class:`~sensord.model.SampleBlock`
-(samples, in order, on the source's time axis in seconds) or a
-:class:`~sensord.model.SensorHealth` (link quality, every few seconds). Three sources
+A source is an async stream of events, each a :class:`~sensord.model.SampleBlock`
+(samples, in order, on the source's time axis in seconds), a
+:class:`~sensord.model.SensorHealth` (link quality, every few seconds), or, from a
+cadence-only sensor (RSC footpod), a :class:`CadenceSample`. Three sources
 implement it:
 
 - :class:`sensord.sources.ble.collector.BleCollector`: a live BLE sensor via bleak,
@@ -35,8 +36,29 @@ from typing import Protocol, runtime_checkable
 
 from sensord.model import Placement, SampleBlock, SensorHealth
 
+
+@dataclass(frozen=True, slots=True)
+class CadenceSample:
+    """A cadence-only sensor's reading (RSC footpod): no raw samples, just metrics.
+
+    Attributes
+    ----------
+    t_s
+        Source time of the reading (arrival, on the same axis as ``SampleBlock.t_s``).
+    cadence_spm
+        Steps per minute, both feet.
+    speed_mps, stride_length_m
+        Further RSC fields where the sensor sends them.
+    """
+
+    t_s: float
+    cadence_spm: float
+    speed_mps: float | None = None
+    stride_length_m: float | None = None
+
+
 #: What a source yields.
-SourceEvent = SampleBlock | SensorHealth
+SourceEvent = SampleBlock | SensorHealth | CadenceSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +81,7 @@ class SourceInfo:
         Human-readable device name, if any.
     cadence_only
         ``True`` for a sensor that reports cadence, not raw IMU samples (RSC footpod):
-        its blocks are empty and its metrics arrive as ``SensorHealth``-side values.
+        it yields :class:`CadenceSample` events instead of sample blocks.
     """
 
     sensor_id: str
