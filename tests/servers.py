@@ -525,6 +525,6 @@ def influx_step_indices(db: InfluxDB1Server, run_id: str, database: str = "senso
     """Every stored ``step_index`` of a run, one per point (duplicates would show)."""
     try:
         rows = db.query(f"SELECT step_index FROM steps WHERE run_id = '{run_id}'", db=database)
-    except RuntimeError:
+    except (RuntimeError, OSError):  # database down: nothing to count yet
         return []
     return sorted(int(r["step_index"]) for r in rows)
