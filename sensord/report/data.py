@@ -158,7 +158,7 @@ def from_recording(path: str | Path, pain: Sequence[PainReport] = (),
     info = RunInfo(runner_id=rec.metadata.get("runner", runner),
                    sensor_id=rec.metadata.get("sensor", "recording"),
                    run_id=Path(path).stem, placement=placement)  # type: ignore[arg-type]
-    return from_events(info, [*steps, *events, *pain], source=f"recording {path}",
+    return from_events(info, [*steps, *events, *pain], source=f"recording {Path(path).name}",
                        bouts=bouts)
 
 

@@ -71,10 +71,21 @@ def windows(data: RunData) -> tuple[Window, Window]:
     return early, late
 
 
+def not_running(data: RunData) -> list[tuple[float, float]]:
+    """Walk / still bouts, as ``(start, end)`` (excluded from the running metrics)."""
+    return [(b.start_s, b.end_s) for b in data.bouts if b.activity != "run"]
+
+
+def _running(data: RunData, t: float, breaks: Sequence[tuple[float, float]]) -> bool:
+    return not any(a <= t < b for a, b in breaks)
+
+
 def _values(data: RunData, key: str, w: Window, side: str | None = None) -> list[float]:
     out = []
+    breaks = not_running(data)
     for s in data.steps:
-        if w.start_s <= s.t_ic < w.end_s and (side is None or s.side == side):
+        if (w.start_s <= s.t_ic < w.end_s and (side is None or s.side == side)
+                and _running(data, s.t_ic, breaks)):
             v = getattr(s, key)
             if v is not None:
                 out.append(float(v))
@@ -92,9 +103,12 @@ def binned(data: RunData, key: str, bin_s: float,
         return ()
     t0 = 0.0
     sums: dict[int, list[float]] = {}
+    breaks = not_running(data)
     for s in data.steps:
         v = getattr(s, key)
         if v is None or (side is not None and s.side != side):
+            continue
+        if not _running(data, s.t_ic, breaks):
             continue
         sums.setdefault(int((s.t_ic - t0) // bin_s), []).append(float(v))
     if not sums:
@@ -171,9 +185,10 @@ def _metric_charts(data: RunData, early: Window) -> list[str]:
             band = Band(48.0, 52.0, "balanced (48–52 %)")
         charts.append(line_chart(
             m.key, f"{m.label} ({m.unit})", series, unit=m.unit, x_max=x_max, band=band,
-            baseline=base, markers=_markers_for(data, m.key),
-            caption=f"{bin_s:.0f}-second means; dashed line: baseline "
-                    f"{_fmt(base, m.unit)} ({early.name}); vertical lines: alerts."))
+            baseline=base, markers=_markers_for(data, m.key), shade=not_running(data),
+            caption=f"{bin_s:.0f}-second means of running steps (grey: walking or "
+                    f"standing); dashed line: baseline {_fmt(base, m.unit)} ({early.name}); "
+                    "vertical lines: alerts."))
     return charts
 
 
@@ -184,6 +199,7 @@ def _form_chart(data: RunData) -> str:
                       [Series("form score", pts, PALETTE[2])] if pts else [], unit="score",
                       x_max=x_max, band=Band(75.0, 100.0, "good form (≥ 75)"),
                       markers=[*_markers_for(data, None), *_pain_markers(data)],
+                      shade=not_running(data),
                       caption="Vertical lines: alerts raised (colour = severity) and pain "
                               "reports (purple).")
 
@@ -313,6 +329,7 @@ figure.plot{background:#fff;border:1px solid #dde;border-radius:8px;margin:12px 
 padding:10px}figcaption{color:#666;font-size:.85em}svg .frame{fill:none;stroke:#ccd}
 svg .grid{stroke:#eef}svg .tick,svg .legend{font-size:11px;fill:#555}
 svg .axis{font-size:11px;fill:#777}svg .baseline{stroke:#555;stroke-dasharray:6 4}
+svg .shade{fill:#000;fill-opacity:.06}
 svg .marker{stroke-width:1.5;stroke-opacity:.75}svg .empty{fill:#999}
 table{border-collapse:collapse;background:#fff;width:100%;margin:8px 0;font-size:.9em}
 th,td{border:1px solid #dde;padding:4px 8px;text-align:left}th{background:#eef1f6}
@@ -363,7 +380,8 @@ def render(data: RunData, *, plan_rows: Sequence[Sequence[str]] | None = None,
         _form_chart(data),
         "<h2>Metrics over time</h2>",
         f'<p class="note">Baseline = median of {escape(early.name)} '
-        f"({_clock(early.start_s)}–{_clock(early.end_s)}), after the warm-up.</p>",
+        f"({_clock(early.start_s)}–{_clock(early.end_s)})"
+        f"{', after the warm-up' if 'baseline' in early.name else ''}.</p>",
         *_metric_charts(data, early),
         "<h2>Early vs late</h2>",
         _early_late(data),

@@ -66,6 +66,14 @@ def time_ticks(x_max: float, n: int = 8) -> list[float]:
     return [float(k * step) for k in range(int(x_max // step) + 1)]
 
 
+def _decimals(ticks: Sequence[float]) -> int:
+    """Decimals that tell adjacent ticks apart."""
+    if len(ticks) < 2:
+        return 1
+    step = abs(ticks[1] - ticks[0])
+    return max(0, min(4, -math.floor(math.log10(step) + 1e-9))) if step > 0 else 1
+
+
 def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.1f}"
 
@@ -85,8 +93,10 @@ def _figure(name: str, title: str, body: str, w: int, h: int, caption: str = "")
 def line_chart(name: str, title: str, series: Sequence[Series], *, unit: str = "",
                x_max: float | None = None, band: Band | None = None,
                baseline: float | None = None, markers: Sequence[Marker] = (),
+               shade: Sequence[tuple[float, float]] = (),
                caption: str = "", width: int = 900, height: int = 260) -> str:
-    """A time chart: x is run time in seconds (labelled m:ss)."""
+    """A time chart: x is run time in seconds (labelled m:ss); ``shade`` greys out
+    stretches (walking) of the run."""
     ml, mr, mt, mb = 56, 16, 14, 36
     pw, ph = width - ml - mr, height - mt - mb
     ys = [y for s in series for _, y in s.points if y is not None]
@@ -115,10 +125,18 @@ def line_chart(name: str, title: str, series: Sequence[Series], *, unit: str = "
         parts.append(f'<rect x="{ml}" y="{py(band.hi):.1f}" width="{pw}" '
                      f'height="{py(band.lo) - py(band.hi):.1f}" fill="{band.colour}" '
                      f'fill-opacity="0.12" class="band"><title>{escape(band.label)}</title></rect>')
-    for t in nice_ticks(y_lo, y_hi):
+    for a, b in shade:
+        xa, xb = px(max(a, x_lo)), px(min(b, x_hi))
+        if xb > xa:
+            parts.append(f'<rect x="{xa:.1f}" y="{mt}" width="{xb - xa:.1f}" height="{ph}" '
+                         f'class="shade"><title>walking / standing {_fmt_time(a)}–'
+                         f"{_fmt_time(b)}</title></rect>")
+    y_ticks = nice_ticks(y_lo, y_hi)
+    nd = _decimals(y_ticks)
+    for t in y_ticks:
         parts.append(f'<line x1="{ml}" x2="{ml + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" '
                      f'class="grid"/><text x="{ml - 6}" y="{py(t) + 4:.1f}" '
-                     f'text-anchor="end" class="tick">{_fmt(t)}</text>')
+                     f'text-anchor="end" class="tick">{t:.{nd}f}</text>')
     for t in time_ticks(x_hi):
         parts.append(f'<text x="{px(t):.1f}" y="{mt + ph + 16}" text-anchor="middle" '
                      f'class="tick">{_fmt_time(t)}</text>')
