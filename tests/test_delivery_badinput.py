@@ -1,0 +1,135 @@
+"""Bad payloads go to the dead-letter topic with a reason; the bridge keeps going."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from sensord.contract import DEADLETTER_TOPIC, decode, encode_step
+from sensord.model import RunInfo
+from tests.servers import (
+    InfluxDB1Server,
+    IngestProcess,
+    MosquittoServer,
+    influx_step_indices,
+    wait_until,
+)
+from tests.test_delivery_basic import T0_S, make_steps
+
+pytestmark = pytest.mark.servers
+
+RUN = RunInfo("alice", "pelvis1", "run-bad", "pelvis")
+TOPIC = "sensord/v1/alice/pelvis1/steps"
+
+
+def good(i: int) -> bytes:
+    return encode_step(RUN, make_steps(1, start=i)[0], T0_S)
+
+
+def literal(i: int, field: str, token: bytes) -> bytes:
+    """A good payload with ``field``'s number replaced by a raw token (e.g. NaN)."""
+    out, n = re.subn(
+        rb'"' + field.encode() + rb'":[-0-9.e]+', b'"' + field.encode() + b'":' + token, good(i)
+    )
+    assert n == 1
+    return out
+
+
+def mutated(i: int, **changes: object) -> bytes:
+    doc = json.loads(good(i))
+    doc.update(changes)
+    return json.dumps(doc).encode()
+
+
+#: (name, topic, payload, words the reason must contain)
+BAD: list[tuple[str, str, bytes, str]] = [
+    ("malformed JSON", TOPIC, b'{"schema": "sensord.step/1", ', "malformed JSON"),
+    ("not an object", TOPIC, b"[1, 2, 3]", "JSON object"),
+    ("wrong type", TOPIC, mutated(1000, gct_ms="fast"), "'gct_ms' must be a number"),
+    ("NaN", TOPIC, literal(1001, "gct_ms", b"NaN"), "NaN"),
+    ("Infinity", TOPIC, literal(1002, "impact_g", b"-Infinity"), "Infinity"),
+    (
+        "unknown schema version",
+        TOPIC,
+        mutated(1003, schema="sensord.step/2"),
+        "unknown schema version",
+    ),
+    ("oversized", TOPIC, mutated(1004, pad="x" * 300_000), "exceeds"),
+    ("runner id with #", TOPIC, mutated(1005, runner="al#ice"), "runner"),
+    ("runner differs from topic", TOPIC, mutated(1006, runner="bob"), "differs from topic"),
+    ("bad id in topic", "sensord/v1/al ice/pelvis1/steps", good(1007), "runner id in topic"),
+    ("missing ts_ms", TOPIC, mutated(1008, ts_ms=None), "'ts_ms' is required"),
+    ("ts in seconds", TOPIC, mutated(1009, ts_ms=1_700_000_000), "epoch milliseconds"),
+    ("negative step index", TOPIC, mutated(1010, step_index=-1), "step_index"),
+    ("bad side", TOPIC, mutated(1011, side="middle"), "'side'"),
+    ("not UTF-8", TOPIC, b"\xff\xfe\x00garbage", "malformed JSON"),
+]
+
+
+def test_bad_payloads_are_rejected_by_the_shared_validator() -> None:
+    from sensord.contract import ContractError
+
+    for name, topic, payload, words in BAD:
+        with pytest.raises(ContractError, match=None) as e:
+            decode(topic, payload)
+        assert words in str(e.value), (name, str(e.value))
+    assert decode(TOPIC, good(0)).records[0]["step_index"] == 0
+
+
+async def test_bad_payloads_dead_lettered_and_good_ones_around_them_written(
+    tmp_path: Path, mosquitto: MosquittoServer, influxdb1: InfluxDB1Server
+) -> None:
+    influxdb1.create_database("sensord")
+    bridge = IngestProcess(
+        tmp_path / "ingest",
+        [
+            "--broker",
+            f"{mosquitto.host}:{mosquitto.port}",
+            "--influx-url",
+            influxdb1.url,
+            "--linger-ms",
+            "50",
+        ],
+    )
+    await asyncio.to_thread(bridge.start)
+    try:
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="watch") as watch:
+            await watch.subscribe(DEADLETTER_TOPIC, qos=1)
+            async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="pub") as pub:
+                i = 0
+                for _, topic, payload, _ in BAD:
+                    await pub.publish(TOPIC, good(i), qos=1)  # a good one before each bad one
+                    i += 1
+                    await pub.publish(topic, payload, qos=1)
+                await pub.publish(TOPIC, good(i), qos=1)
+                n_good = i + 1
+            letters = []
+            async for message in watch.messages:
+                letters.append(json.loads(message.payload))
+                if len(letters) == len(BAD):
+                    break
+        for (name, topic, payload, words), letter in zip(BAD, letters, strict=True):
+            assert letter["schema"] == "sensord.deadletter/1"
+            assert letter["topic"] == topic, name
+            assert words in letter["reason"], (name, letter["reason"])
+            assert letter["size_bytes"] == len(payload)
+            if len(payload) <= 64 * 1024 and "payload" in letter:
+                assert letter["payload"].encode() == payload, name
+        assert letters[6]["truncated"] is True  # the oversized one is cut
+        assert "payload_b64" in letters[-1]  # not UTF-8: kept as base64
+
+        await asyncio.to_thread(
+            wait_until,
+            lambda: len(influx_step_indices(influxdb1, "run-bad")) >= n_good,
+            30,
+            "the good steps",
+        )
+        assert influx_step_indices(influxdb1, "run-bad") == list(range(n_good))
+        assert bridge.running  # never stopped on bad input
+    finally:
+        await asyncio.to_thread(bridge.stop)
