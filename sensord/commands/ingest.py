@@ -96,7 +96,7 @@ def _load_config(path: Path | None) -> dict[str, Any]:
     return out
 
 
-def _read_secret(env: str, path: object, what: str) -> str | None:
+def read_secret(env: str, path: object, what: str) -> str | None:
     if path is not None:
         try:
             return Path(str(path)).read_text().strip() or None
@@ -144,7 +144,8 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the bridge until SIGINT/SIGTERM."""
-    from sensord.ingest.bridge import BrokerConfig, IngestBridge, IngestConfig
+    from sensord.contract import BrokerConfig
+    from sensord.ingest.bridge import IngestBridge, IngestConfig
     from sensord.ingest.transport import InfluxV1Writer, InfluxV2Writer, LineWriter
 
     s = settings(args)
@@ -156,11 +157,11 @@ def run(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         username=s["mqtt_username"],
-        password=_read_secret("SENSORD_MQTT_PASSWORD", s["mqtt_password_file"], "MQTT password"),
+        password=read_secret("SENSORD_MQTT_PASSWORD", s["mqtt_password_file"], "MQTT password"),
         tls=bool(s["tls"]),
         ca_file=s["ca_file"],
     )
-    token = _read_secret("SENSORD_INFLUX_TOKEN", s["influx_token_file"], "database token")
+    token = read_secret("SENSORD_INFLUX_TOKEN", s["influx_token_file"], "database token")
     writer: LineWriter
     try:
         if s["db_mode"] == "v1":
