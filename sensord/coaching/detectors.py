@@ -67,7 +67,7 @@ from sensord.coaching.activity import (
 )
 from sensord.coaching.charts import Cusum, cusum_update, ewma_update
 from sensord.coaching.params import CoachParams
-from sensord.model import Alert, FormSummary, PainReport, Severity, Side, Step
+from sensord.model import GRAVITY_MPS2, Alert, FormSummary, PainReport, Severity, Side, Step
 
 Event = Alert | FormSummary
 
@@ -145,6 +145,7 @@ class BlockValues:
     n: int
     q: float | None
     values: tuple[float | None, ...]  # aligned with BLOCK_METRICS
+    vo_sm: float | None = None  # 100 ln(spring-mass vertical oscillation, cm)
 
     def get(self, metric: str) -> float | None:
         return self.values[BLOCK_METRICS.index(metric)]
@@ -157,6 +158,7 @@ class ChartBaseline:
     level: float
     scale: float
     q0: float
+    vo_sm0: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +239,32 @@ def _block_values(t_start: float, steps: Sequence[Step]) -> BlockValues:
     gct = _mean(s.gct_ms for s in steps)
     st = _mean(s.step_time_s for s in steps)
     q = 100.0 * math.log(gct / (st * 1000.0)) if gct and st and gct > 0 and st > 0 else None
-    return BlockValues(t_start, steps[-1].t_ic, len(steps), q, values)
+    vo_sm = None
+    if gct is not None and st is not None:
+        vo = spring_mass_vo_cm(st, gct / 1000.0)
+        vo_sm = 100.0 * math.log(vo) if vo is not None and vo > 0 else None
+    return BlockValues(t_start, steps[-1].t_ic, len(steps), q, values, vo_sm)
+
+
+def spring_mass_vo_cm(step_time_s: float, gct_s: float) -> float | None:
+    """Peak-to-peak vertical oscillation of the spring-mass model, cm.
+
+    With a sinusoidal stance force (Morin et al. 2005) the centre of mass sinks
+    ``g T tc / (2 pi) - g tc^2 / 8`` during stance and rises ``g tf^2 / 8`` in flight
+    (``T`` step time, ``tc`` contact, ``tf = T - tc`` flight). ``None`` without flight.
+
+    References
+    ----------
+    Morin, J.-B. et al. (2005). A simple method for measuring stiffness during running.
+    *J Appl Biomech* 21(2), 167-180.
+    """
+    tf = step_time_s - gct_s
+    if tf <= 0.0 or gct_s <= 0.0:
+        return None
+    g = GRAVITY_MPS2
+    sink = g * step_time_s * gct_s / (2.0 * math.pi) - g * gct_s * gct_s / 8.0
+    return 100.0 * (sink + g * tf * tf / 8.0)
+
 
 
 def _transform(spec: ChartSpec, x: float) -> float | None:
@@ -255,24 +282,38 @@ def _fit_baseline(
 ) -> tuple[ChartBaseline | None, ...]:
     qs = [b.q for b in blocks if b.q is not None]
     q0 = median(qs) if qs else 0.0
+    vs = [b.vo_sm for b in blocks if b.vo_sm is not None]
+    vo_sm0 = median(vs) if vs else None
     out: list[ChartBaseline | None] = []
     for spec in CHARTS:
-        e = _elasticity(p, spec.metric)
+        ref = ChartBaseline(0.0, 1.0, q0, vo_sm0)
         res: list[float] = []
         for b in blocks:
             x = b.get(spec.metric)
             y = _transform(spec, x) if x is not None else None
             if y is None:
                 continue
-            res.append(y - e * ((b.q if b.q is not None else q0) - q0))
+            res.append(y - _pace_term(p, spec, b, ref))
         if len(res) < max(3, p.min_baseline_blocks // 2):
             out.append(None)
             continue
         level = median(res)
         mad = median(abs(r - level) for r in res)
         scale = max(1.4826 * mad, _floor(p, spec.metric))
-        out.append(ChartBaseline(level, scale, q0))
+        out.append(ChartBaseline(level, scale, q0, vo_sm0))
     return tuple(out)
+
+
+def _pace_term(p: CoachParams, spec: ChartSpec, b: BlockValues, base: ChartBaseline) -> float:
+    """The change of a chart's value that pace (or grade) explains, transformed units."""
+    if p.pace_model == "none":
+        return 0.0
+    if spec.metric == "vertical_oscillation_cm":
+        if b.vo_sm is None or base.vo_sm0 is None:
+            return 0.0
+        return b.vo_sm - base.vo_sm0
+    q = b.q if b.q is not None else base.q0
+    return _elasticity(p, spec.metric) * (q - base.q0)
 
 
 def _fmt(metric: str, v: float | None) -> str:
@@ -461,6 +502,11 @@ class _Run:
         rel = b.t_start_s - self.t0
         if rel < p.warmup_s:
             return
+        resuming = self.run_bout_start is not None and b.t_start_s < (
+            self.run_bout_start + p.resume_grace_s
+        )
+        if resuming:
+            return
         self.band_chart(b)
         if self.baseline is None:
             self.baseline_buf.append(b)
@@ -473,10 +519,6 @@ class _Run:
                 self.baseline_t = b.t_end_s
                 self.baseline_buf = []
             return
-        if self.run_bout_start is not None and b.t_start_s < self.run_bout_start + (
-            p.resume_grace_s
-        ):
-            return
         assert self.baseline_t is not None
         armed = b.t_start_s >= self.baseline_t + p.grace_s
         for i, spec in enumerate(CHARTS):
@@ -485,11 +527,9 @@ class _Run:
             y = _transform(spec, x) if x is not None else None
             if base is None or x is None or y is None:
                 continue
-            e = _elasticity(p, spec.metric)
-            q = b.q if b.q is not None else base.q0
             # the pace proxy may explain a change away, never create one (one-sided)
             z_raw = spec.direction * (y - base.level) / base.scale
-            z_pace = spec.direction * (y - base.level - e * (q - base.q0)) / base.scale
+            z_pace = spec.direction * (y - base.level - _pace_term(p, spec, b, base)) / base.scale
             z = min(z_raw, z_pace)
             self.charts[i] = self.update_chart(
                 self.charts[i], z, x, b, armed, spec, _untransform(spec, base.level)
