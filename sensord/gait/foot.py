@@ -68,9 +68,10 @@ from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
 
 # raw ring channels: acc xyz (m/s^2), gyr xyz (deg/s; zeros without gyroscope)
 _RAW_CH = 6
-# signal ring channels: pitch rate (deg/s), jerk magnitude (m/s^3), d|a|/dt (m/s^3)
-_P, _J, _DN = 0, 1, 2
-_SIG_CH = 3
+# signal ring channels: pitch rate (deg/s), jerk magnitude (m/s^3), d|a|/dt (m/s^3),
+# |a| (m/s^2)
+_P, _J, _DN, _AN = 0, 1, 2, 3
+_SIG_CH = 4
 
 _UNKNOWN, _STANCE, _SWING = 0, 1, 2
 
@@ -99,8 +100,10 @@ class FootParams:
     min_polarity_m
         Accumulated forward displacement vote (m) needed before contacts are reported.
     confident_polarity_m
-        Above this accumulated vote the (costly) polarity vote is skipped; the vote
-        decays with ``axis_memory_s`` and is renewed when it falls below.
+        Above this accumulated vote the (costly) polarity vote is skipped.
+    polarity_memory_s
+        Time constant of the decay of the accumulated vote; once it decays below
+        ``confident_polarity_m`` the vote runs again.
     quiet_smooth_s, quiet_separation_s, quiet_frac
         Stationary-instant search for the polarity vote: moving average of the rate
         magnitude, minimum separation of instants, and the largest rate magnitude (as a
@@ -121,11 +124,24 @@ class FootParams:
     impact_frac
         Impact onset: first sample of the jerk peak above this fraction of it.
     max_ic_lead_s
-        The end of the swing lobe may precede the impact onset by at most this much
-        to be taken as the initial contact.
-    acc_swing_frac, acc_min_jerk_g_per_s
-        Accelerometer only: an impact must exceed ``max(acc_min_jerk_g_per_s,
-        acc_swing_frac * recent impact peak)``; the toe-off unloading likewise.
+        Walking: the end of the swing lobe may precede the impact onset by at most this
+        much to be taken as the initial contact.
+    run_duty_factor
+        Below this duty factor (contact / stride time; walking > 0.5 > running,
+        Alexander 1984) the gait is running and the initial contact is the impact onset:
+        a runner lands with a sharp transient, and the foot may stop rotating toes up
+        well before touch-down.
+    still_window_s, still_tol_g
+        Accelerometer only: the foot is still (mid-stance) where ``|a|`` stays within
+        ``still_tol_g`` of 1 g for ``still_window_s``.
+    acc_impact_search_s
+        Accelerometer only: how far before the still interval the impact is searched.
+    acc_tc_frac
+        Accelerometer only: the toe-off unloading must fall faster than this fraction
+        of the recent unloading rates (the first toe-off after a reset is the steepest
+        fall of the push-off window).
+    acc_push_s
+        Accelerometer only: longest push-off (end of stillness to toe-off).
     acc_tc_window_s
         Accelerometer only: the toe-off is the steepest fall of ``|a|`` within this
         window after the fall first passes its threshold.
@@ -134,13 +150,14 @@ class FootParams:
     """
 
     sensor_side: Side | None = None
-    history_s: float = 4.0
+    history_s: float = 5.0
     axis_update_s: float = 2.0
     axis_memory_s: float = 20.0
     min_axis_rate_dps: float = 30.0
     min_axis_share: float = 0.5
     min_polarity_m: float = 0.3
-    confident_polarity_m: float = 10.0
+    confident_polarity_m: float = 5.0
+    polarity_memory_s: float = 300.0
     quiet_smooth_s: float = 0.05
     quiet_separation_s: float = 0.25
     quiet_frac: float = 0.2
@@ -153,12 +170,16 @@ class FootParams:
     max_gct_s: float = 1.5
     min_swing_s: float = 0.1
     max_swing_s: float = 1.5
-    impact_window_s: float = 0.08
+    impact_window_s: float = 0.1
     impact_frac: float = 0.5
     max_ic_lead_s: float = 0.06
-    acc_swing_frac: float = 0.3
-    acc_min_jerk_g_per_s: float = 10.0
-    acc_tc_window_s: float = 0.04
+    run_duty_factor: float = 0.5
+    still_window_s: float = 0.04
+    still_tol_g: float = 0.1
+    acc_impact_search_s: float = 0.3
+    acc_tc_frac: float = 0.5
+    acc_push_s: float = 0.4
+    acc_tc_window_s: float = 0.03
     timing: timing.TimingParams = _FOOT_TIMING
 
 
@@ -200,6 +221,8 @@ class FootState:
         Unit vertical (gravity at mid-stance) in the sensor frame, or ``None``.
     last_tc
         Fractional absolute index of the last reported toe-off, or ``None``.
+    duty
+        Running average of the duty factor (contact time / stride time), or ``None``.
     timing
         Cadence / stride bookkeeping.
     """
@@ -222,6 +245,7 @@ class FootState:
     tc_peak: float | None
     up: FloatArray | None
     last_tc: float | None
+    duty: float | None
     timing: timing.TimingState
 
 
@@ -247,7 +271,7 @@ def init_foot(params: FootParams, rate_hz: float, start_index: int = 0) -> FootS
         cov_part=np.zeros((3, 3)), cov=np.zeros((3, 3)), cov_n=0.0, axis=None,
         polarity=0.0, phase=_UNKNOWN, scan=start_index, swing_start=start_index,
         pending_ic=None, swing_peak=None, tc_peak=None, up=None, last_tc=None,
-        timing=timing.TimingState(),
+        duty=None, timing=timing.TimingState(),
     )
 
 
@@ -332,6 +356,7 @@ def _append(params: FootParams, state: FootState, raw: FloatArray) -> FootState:
     sig[:, _P] = 0.0 if state.axis is None else gyr @ state.axis
     sig[:, _J] = np.linalg.norm(da, axis=1)
     sig[:, _DN] = np.diff(norm) * state.rate_hz
+    sig[:, _AN] = norm[1:]
     cov_part = state.cov_part + gyr.T @ gyr if state.has_gyro else state.cov_part
     return replace(state, raw=state.raw.append(raw, max_len),
                    sig=state.sig.append(sig, max_len), cov_part=cov_part)
@@ -354,7 +379,7 @@ def _update_axis(params: FootParams, state: FootState) -> FootState:
     e = np.asarray(vecs[:, -1], dtype=np.float64)
     if state.axis is not None and float(e @ state.axis) < 0.0:
         e = -e
-    polarity = decay * state.polarity
+    polarity = math.exp(-k / (params.polarity_memory_s * state.rate_hz)) * state.polarity
     if polarity < params.confident_polarity_m:
         polarity += _polarity_vote(params, state, e)
     flipped = polarity < 0.0
@@ -430,7 +455,7 @@ class _Work:
 
     __slots__ = ("axis", "base", "end", "has_gyro", "last_tc", "params", "pending_ic",
                  "phase", "rate", "raw", "scan", "sig", "steps", "swing_peak",
-                 "swing_start", "tc_peak", "timing", "up")
+                 "swing_start", "tc_peak", "timing", "up", "duty")
 
     def __init__(self, params: FootParams, state: FootState) -> None:
         self.params = params
@@ -450,6 +475,7 @@ class _Work:
         self.up = state.up
         self.last_tc = state.last_tc
         self.timing = state.timing
+        self.duty = state.duty
         self.steps: list[Step] = []
 
     def n(self, seconds: float) -> int:
@@ -459,7 +485,7 @@ class _Work:
         return replace(state, phase=self.phase, scan=self.scan, swing_start=self.swing_start,
                        pending_ic=self.pending_ic, swing_peak=self.swing_peak,
                        tc_peak=self.tc_peak, up=self.up, last_tc=self.last_tc,
-                       timing=self.timing)
+                       timing=self.timing, duty=self.duty)
 
     def reset_phase(self, scan: int) -> None:
         self.phase, self.pending_ic, self.scan = _UNKNOWN, None, scan
@@ -501,16 +527,15 @@ def _detect_gyro(w: _Work) -> None:
             return
         if w.phase == _SWING:
             # initial contact: the end of the swing lobe (p falls to <= 0)
-            k = _first(p_all[scan - base:] <= 0.0)
+            limit = w.swing_start + n_max_swing
+            k = _first(p_all[scan - base:min(end, limit) - base] <= 0.0)
             if k is None:
                 w.scan = end
-                if end - w.swing_start > n_max_swing:
-                    w.reset_phase(end)
+                if end >= limit:  # no contact after a whole swing: lost track
+                    w.reset_phase(limit)
+                    continue
                 return
             z = scan + k
-            if z - w.swing_start > n_max_swing:
-                w.reset_phase(z)
-                continue
             if z + n_impact > end:
                 w.scan = z
                 return
@@ -520,23 +545,27 @@ def _detect_gyro(w: _Work) -> None:
         thr = prm.min_swing_dps
         if w.swing_peak is not None:
             thr = max(thr, prm.swing_frac * w.swing_peak)
-        start = scan
+        start, limit = scan, end
         if w.pending_ic is not None:
             start = max(start, math.ceil(w.pending_ic + n_min_gct))
-            if end - w.pending_ic > n_max_gct + w.n(prm.max_swing_s):
-                w.reset_phase(end)
-                return
-        if start >= end:
+            limit = min(end, math.ceil(w.pending_ic + n_max_gct))
+        if start >= limit:
+            if limit < end:  # stance too long (standing): not a gait contact
+                w.reset_phase(limit)
+                continue
             return
-        p = p_all[start - base:]
+        p = p_all[start - base:limit - base]
         kneg = _first(p < 0.0)
-        if kneg is None:
-            if w.pending_ic is None:
-                w.scan = end
-            return
-        kup = _first(p[kneg:] >= thr)
-        if kup is None:
-            w.scan = max(w.scan, start + kneg)
+        kup = None if kneg is None else _first(p[kneg:] >= thr)
+        if kneg is None or kup is None:
+            if limit < end:
+                w.reset_phase(limit)
+                continue
+            if kneg is None:
+                if w.pending_ic is None:
+                    w.scan = end
+            else:
+                w.scan = max(w.scan, start + kneg)
             return
         _toe_off_gyro(w, start + kneg, start + kneg + kup)
 
@@ -559,11 +588,16 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
     lobe = p[max(w.swing_start, b) - b:z - b]
     k = int(np.argmax(lobe))
     peak = float(lobe[k])
-    peak_idx = max(w.swing_start, b) + k
+    # the impact is searched from where the swing rotation has slowed to half its
+    # peak: a knock in mid-swing is not a contact
+    late = np.flatnonzero(lobe[k:] < 0.5 * peak)
+    late_idx = max(w.swing_start, b) + k + (int(late[0]) if late.shape[0] else 0)
     zc = z - 1 + _zero_cross(float(p[z - 1 - b]), float(p[z - b]))
-    onset = _impact_onset(w, peak_idx, z + w.n(prm.impact_window_s))
+    onset = _impact_onset(w, late_idx, z + w.n(prm.impact_window_s))
     ic = zc
-    if onset is not None and (onset < zc or zc < onset - prm.max_ic_lead_s * w.rate):
+    running = w.duty is not None and w.duty < prm.run_duty_factor
+    if onset is not None and (running or onset < zc
+                              or zc < onset - prm.max_ic_lead_s * w.rate):
         ic = onset
     w.swing_peak = peak if w.swing_peak is None else (
         (1 - prm.peak_memory) * w.swing_peak + prm.peak_memory * peak)
@@ -571,14 +605,13 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
 
 
 def _impact_onset(w: _Work, a: int, b: int) -> float | None:
-    """Onset of the largest jerk peak in ``[a, b)``: first sample above ``impact_frac``."""
+    """Impact onset in ``[a, b)``: first sample above ``impact_frac`` of the largest jerk."""
     a = max(a, w.base)
     j = w.sig[a - w.base:b - w.base, _J]
     if j.shape[0] < 2:
         return None
-    m = int(np.argmax(j))
-    below = np.flatnonzero(j[:m] < w.params.impact_frac * j[m])
-    return float(a + (int(below[-1]) + 1 if below.shape[0] else 0))
+    above = np.flatnonzero(j >= w.params.impact_frac * float(j.max()))
+    return float(a + int(above[0]))
 
 
 def _toe_off_gyro(w: _Work, neg: int, onset: int) -> None:
@@ -601,68 +634,85 @@ def _toe_off_gyro(w: _Work, neg: int, onset: int) -> None:
     w.swing_start = w.scan = neg + zrel
 
 
+def _still_runs(an: FloatArray, lo: int, hi: int, half: int, tol: float) -> FloatArray:
+    """Stillness of samples ``lo..hi-1`` (``an`` indices): every sample within ``half``
+    of it has a specific-force magnitude within ``tol`` of gravity.
+
+    The caller guarantees ``lo >= half`` and ``hi + half <= len(an)``.
+    """
+    bad = (np.abs(an[lo - half:hi + half] - GRAVITY_MPS2) >= tol).astype(np.int64)
+    c = np.concatenate([[0], np.cumsum(bad)])
+    width = 2 * half + 1
+    counts = c[width:] - c[:-width]
+    return np.asarray(counts == 0, dtype=np.float64)
+
+
 def _detect_acc(w: _Work) -> None:
-    """Sequential accelerometer-only event logic (impact rise, unloading fall)."""
+    """Sequential accelerometer-only event logic.
+
+    A stance is anchored on a *still* interval (the foot at rest on the ground, so the
+    specific-force magnitude equals gravity: Skog et al. 2010's acceleration-magnitude
+    test). Its initial contact is the onset of the impact transient before it; its
+    toe-off the first steep fall of ``|a|`` (unloading) after it.
+    """
     prm = w.params
     b, end = w.base, w.end
-    j_all, dn_all = w.sig[:, _J], w.sig[:, _DN]
-    floor = prm.acc_min_jerk_g_per_s * GRAVITY_MPS2
-    n_win, n_tc = w.n(prm.impact_window_s), w.n(prm.acc_tc_window_s)
-    n_boot = w.n(prm.history_s / 2)
+    an, dn = w.sig[:, _AN], w.sig[:, _DN]
+    half = max(1, round(0.5 * prm.still_window_s * w.rate))
+    tol = prm.still_tol_g * GRAVITY_MPS2
+    n_back, n_tc = w.n(prm.acc_impact_search_s), w.n(prm.acc_tc_window_s)
+    n_min_swing = prm.min_swing_s * w.rate
     while True:
-        scan = max(w.scan, b + 1)
-        if scan >= end:
+        lo, hi = max(w.scan, b + half), end - half
+        if lo >= hi:
             return
         if w.phase != _STANCE:
-            thr = floor if w.swing_peak is None else max(
-                floor, prm.acc_swing_frac * w.swing_peak)
-            k = _first(j_all[scan - b:] >= thr)
+            k = _first(_still_runs(an, lo - b, hi - b, half, tol) > 0.5)
             if k is None:
-                w.scan = end
+                w.scan = hi
                 return
-            c = scan + k
-            if c + n_win > end:
-                w.scan = c
-                return
-            peak = float(j_all[c - b:c + n_win - b].max())
-            if w.swing_peak is None:
-                # bootstrap: the impact is the largest jerk of the recent past
-                boot = float(j_all[max(b, c - n_boot) - b:c + n_win - b].max())
-                if peak < prm.acc_swing_frac * boot:
-                    w.scan = c + 1
-                    continue
-            onset = _impact_onset(w, c - n_win, c + n_win)
-            ic = float(c) if onset is None else min(onset, float(c))
-            w.swing_peak = peak if w.swing_peak is None else (
-                (1 - prm.peak_memory) * w.swing_peak + prm.peak_memory * peak)
-            w.phase, w.pending_ic = _STANCE, ic
-            w.scan = math.ceil(ic + prm.min_gct_s * w.rate)
+            m = lo + k
+            earliest = max(b, m - n_back)
+            if w.last_tc is not None:
+                earliest = max(earliest, math.ceil(w.last_tc + n_min_swing))
+            onset = _impact_onset(w, earliest, m) if m - earliest >= 2 else None
+            ic = None
+            if onset is not None:
+                peak = float(w.sig[earliest - b:m - b, _J].max())
+                w.swing_peak = peak if w.swing_peak is None else (
+                    (1 - prm.peak_memory) * w.swing_peak + prm.peak_memory * peak)
+                # a contact needs the swing before it (not the first stillness)
+                ic = onset if w.last_tc is not None else None
+            w.phase, w.pending_ic, w.scan = _STANCE, ic, m
             continue
-        # stance: toe-off is the steepest fall of |a| (unloading)
-        ic = w.pending_ic
-        assert ic is not None
-        ref = w.tc_peak if w.tc_peak is not None else w.swing_peak
-        thr = floor if ref is None else max(floor, prm.acc_swing_frac * ref)
-        k = _first(dn_all[scan - b:] <= -thr)
+        # stance: wait for the end of the still interval, then the unloading fall
+        k = _first(_still_runs(an, lo - b, hi - b, half, tol) < 0.5)
+        limit_gct = None if w.pending_ic is None else math.ceil(
+            w.pending_ic + prm.max_gct_s * w.rate)
         if k is None:
-            w.scan = end
-            if end - ic > prm.max_gct_s * w.rate:
-                w.reset_phase(end)
+            w.scan = hi
+            if limit_gct is not None and hi >= limit_gct:
+                w.reset_phase(limit_gct)
+                continue
             return
-        c = scan + k
-        if c + n_tc > end:
-            w.scan = c
+        e = lo + k
+        w.scan = e
+        limit = e + w.n(prm.acc_push_s)
+        if limit_gct is not None:
+            limit = min(limit, limit_gct)
+        if end < limit:
             return
-        seg = dn_all[c - b:c + n_tc - b]
+        seg = dn[e - b:limit - b]
         m = int(np.argmin(seg))
         # a fall is the difference between samples m - 1 and m: toe-off halfway
-        tc = c + m - 0.5
+        tc = e + m - 0.5
         fall = float(-seg[m])
         w.tc_peak = fall if w.tc_peak is None else (
             (1 - prm.peak_memory) * w.tc_peak + prm.peak_memory * fall)
-        _emit(w, ic, tc)
-        w.phase, w.pending_ic = _SWING, None
-        w.scan = math.ceil(tc + prm.min_swing_s * w.rate)
+        if w.pending_ic is not None:
+            _emit(w, w.pending_ic, tc)
+        w.phase, w.pending_ic, w.last_tc = _SWING, None, tc
+        w.scan = math.ceil(tc + n_min_swing)
 
 
 # --------------------------------------------------------------------------------------
@@ -700,6 +750,9 @@ def _emit(w: _Work, ic: float, tc: float) -> None:
             braking_g = max(0.0, float(-(early @ (fwd / fn)).min()) / GRAVITY_MPS2)
     t_ic, t_fc = ic / rate, tc / rate
     w.timing, tm = timing.update(prm.timing, w.timing, t_ic, t_fc, prm.sensor_side)
+    if tm.stride_time_s is not None and tm.stride_time_s > 0.0:
+        duty = gct_s / tm.stride_time_s
+        w.duty = duty if w.duty is None else w.duty + prm.peak_memory * (duty - w.duty)
     w.steps.append(Step(
         t_ic=t_ic, t_fc=t_fc, gct_ms=gct_s * 1000.0, cadence_spm=tm.cadence_spm,
         side=prm.sensor_side, pelvic_drop_deg=None, placement="foot",
