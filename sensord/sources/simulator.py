@@ -319,7 +319,8 @@ class TruthStep:
     cadence_spm
         ``60 / step_time_s``.
     step_time_s
-        Time from this IC to the next IC (either side).
+        Time from the previous IC (either side) to this one, as in
+        :class:`sensord.model.Step`.
     vertical_oscillation_cm
         Peak-to-peak vertical excursion of the centre of mass over this step.
     speed_mps, mode, fatigue
@@ -473,6 +474,7 @@ class _Step:
     tilt_rad: float
     v_land: float  # vertical velocity at IC, m/s
     x_ic: float  # distance travelled at IC, m
+    T_prev: float  # time from the previous IC (either side) to this one, s
 
 
 def _z_run(s: FloatArray, a: dict[str, Any]) -> FloatArray:
@@ -563,6 +565,7 @@ class _Planner:
         self.sigma = 1.0 if rng.uniform() < 0.5 else -1.0
         self.x = 0.0
         self.v_end: float | None = None
+        self.t_prev = t0
 
     def _segment(self, t: float) -> Segment:
         for seg, end in zip(self.plan, self.seg_end_s, strict=True):
@@ -606,7 +609,7 @@ class _Planner:
             step = _Step(t, T, Tc, sigma, True, v, fat, grade, 0.0, Az, 0.0, 0.0,
                          0.2 * G * (v / WALK_REF_SPEED_MPS), dv, 0.1 * G, math.radians(drop_deg),
                          math.radians(0.7 * p.yaw_deg), math.radians(p.tilt_deg), v_land,
-                         self.x)
+                         self.x, self.t_prev)
             self.v_end = v_land
         else:
             Tc = p.gct_ms / 1000.0 * (v / p.speed_mps) ** -0.6 * (1.0 + 0.008 * grade)
@@ -619,9 +622,10 @@ class _Planner:
             P, Q, R = _solve_run(T, Tc, v_land, ia, fat * fp.vertical_oscillation_cm / 100.0)
             step = _Step(t, T, Tc, sigma, False, v, fat, grade, ia, P, Q, R, B, dv, 0.15,
                          math.radians(drop_deg), math.radians(p.yaw_deg),
-                         math.radians(p.tilt_deg), v_land, self.x)
+                         math.radians(p.tilt_deg), v_land, self.x, self.t_prev)
             self.v_end = G * Tf / 2.0 - G * Tf  # landing velocity of the next step
         self.t = t + T
+        self.t_prev = T
         self.x += (v + dv / 2.0) * T
         self.speed = v + dv
         self.sigma = -sigma
@@ -806,7 +810,7 @@ def _foot_stance(s: FloatArray, g: dict[str, FloatArray]
     t_ho = np.where(walk, 0.55, 0.5) * Tc
     th_heel = -g["th_ic"] * 0.5 * (1 + np.cos(np.pi * np.clip(s / t_ff, 0.0, 1.0)))
     w_to = np.clip((s - t_ho) / (Tc - t_ho), 0.0, 1.0)
-    th_toe = g["th_to"] * (1 - np.cos(0.5 * np.pi * w_to))
+    th_toe = g["th_to"] * (2 * w_to**3 - w_to**4)  # smooth heel-off, zero θ'' at toe-off
     in_toe = s >= t_ho
     th = np.where(s < t_ff, th_heel, np.where(in_toe, th_toe, 0.0))
     # rigid foot: about the heel, flat, or about the toe (Ry(th) applied to the offset)
@@ -828,7 +832,7 @@ def _foot_swing(s: FloatArray, g: dict[str, FloatArray]
     d_ho = Tc - np.where(walk, 0.55, 0.5) * Tc
     # toe-off state (analytic), the swing's start
     th0 = g["th_to"]
-    dth0 = g["th_to"] * 0.5 * np.pi / d_ho
+    dth0 = 2.0 * g["th_to"] / d_ho
     c0, s0 = np.cos(th0), np.sin(th0)
     qx, qz = _SENSOR_FROM_HEEL_M[0] - _FOOT_LEN_M, _SENSOR_FROM_HEEL_M[2]
     p0x = _FOOT_LEN_M + c0 * qx + s0 * qz
@@ -855,7 +859,9 @@ def _foot_swing(s: FloatArray, g: dict[str, FloatArray]
     pz = h00 * p0z + h10 * v0z * Tw + h20 * a0z * Tw**2 + h01 * p1z + h11 * g["vz_land_next"] * Tw
     pz = pz + g["h_sw"] * w3 * (1 - w) ** _B_POW[1] / _B_MAX
     # swing angle: Hermite to the peak, cosine ease to the landing angle, hold
-    wa, wb = 0.3, 0.9
+    # reach the peak at wa, late enough that the cubic does not overshoot it
+    wa = np.clip(1.5 * (g["th_max"] - th0) / (dth0 * Tw), 0.1, 0.4)
+    wb = 0.9
     y = np.clip(w / wa, 0.0, 1.0)
     th_a = ((2 * y**3 - 3 * y**2 + 1) * th0 + (y**3 - 2 * y**2 + y) * dth0 * Tw * wa
             + (-2 * y**3 + 3 * y**2) * g["th_max"])
@@ -1065,7 +1071,7 @@ class _Simulator:
                 t_ic=st.t_ic, t_fc=t_fc, gct_ms=(t_fc - st.t_ic) * 1000.0,
                 side="left" if st.sigma > 0 else "right",
                 pelvic_drop_deg=math.degrees(st.drop_rad),
-                cadence_spm=60.0 / st.T, step_time_s=st.T,
+                cadence_spm=60.0 / st.T_prev, step_time_s=st.T_prev,
                 vertical_oscillation_cm=float(vo_m[i]) * 100.0, speed_mps=st.speed,
                 mode="walk" if st.walk else "run", fatigue=st.fatigue,
                 impact_g=float(imp[i]), braking_g=float(brk[i]), observed=observed,
