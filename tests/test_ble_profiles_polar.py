@@ -232,7 +232,8 @@ def test_verity_encoder_decoder_round_trip(draw):
     t = 100.0 + np.arange(n) / 52.0
     out = _drive(POLAR_VERITY_SENSE, 52, True, t, acc, gyr)
     ctrl = [o for o in out if o.is_control]
-    assert all(o.control_ok for o in ctrl) and len(ctrl) == 2
+    assert all(o.control_ok for o in ctrl)
+    assert len(ctrl) == 2
     got = [o for o in out if not o.is_control]
     ta = np.concatenate([o.t_s for o in got])
     np.testing.assert_allclose(ta, t, atol=1e-6)
@@ -274,3 +275,12 @@ def test_encoder_answers_get_settings():
     _, out = POLAR_H10.decode(PMD_CONTROL_UUID, resp, POLAR_H10.initial_state())
     assert out[0].control_ok is True
     assert "sample_rate=25/50/100/200" in (out[0].control_message or "")
+
+
+def test_device_initiated_stop_is_reported_and_unknown_codes_raise():
+    state = POLAR_VERITY_SENSE.initial_state()
+    _, out = POLAR_VERITY_SENSE.decode(PMD_CONTROL_UUID, bytes.fromhex("01 02 05"), state)
+    assert out[0].control_ok is False
+    assert "ACC, GYRO" in (out[0].control_message or "")
+    with pytest.raises(DecodeError):
+        POLAR_VERITY_SENSE.decode(PMD_CONTROL_UUID, bytes.fromhex("02 00ca9a3b"), state)

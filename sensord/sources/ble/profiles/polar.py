@@ -24,6 +24,8 @@ Settings are TLV-ish: ``[setting type][count][value x count]`` with types 0 samp
 
 Responses (notifications on the control point): ``[0xF0][op][type][status][more]
 [parameters...]``; status 0 = success, other codes are listed in :data:`CP_STATUS`.
+The device may also notify ``[0x01][types...]`` when it stops online streams itself
+(``PmdControlPointCommand.kt``, ONLINE_MEASUREMENT_STOPPED).
 The start response carries the FACTOR setting (``05 01 <float32>``) that scales
 compressed samples.
 
@@ -99,6 +101,7 @@ POLAR_EPOCH_UNIX_S = 946_684_800
 MG_TO_MPS2 = GRAVITY_MPS2 / 1000.0
 
 CP_RESPONSE = 0xF0
+CP_ONLINE_MEASUREMENT_STOPPED = 0x01
 OP_GET_SETTINGS = 0x01
 OP_START = 0x02
 OP_STOP = 0x03
@@ -448,14 +451,23 @@ def _pair(state: PolarState) -> tuple[PolarState, list[DecodedSamples]]:
 def _decode_control(payload: bytes, state: PolarState) -> tuple[PolarState, list[DecodedSamples]]:
     r = Reader(payload, "polar control point")
     first = r.u8()
-    if first != CP_RESPONSE:
-        # a server-initiated event (e.g. the device stopped an online measurement)
+    if first == CP_ONLINE_MEASUREMENT_STOPPED:
+        # server-initiated: the device stopped online streams ([0x01][types...])
+        names = []
+        for t in payload[1:]:
+            try:
+                names.append(MeasurementType(t & 0x3F).name)
+            except ValueError:
+                names.append(f"type {t}")
         return state, [
             DecodedSamples(
                 control_ok=False,
-                control_message=f"polar: device event 0x{first:02x} {payload[1:].hex()}",
+                control_message="polar: device stopped online measurement "
+                + (", ".join(names) or "(unspecified)"),
             )
         ]
+    if first != CP_RESPONSE:
+        raise DecodeError(f"polar control point: unknown notification code 0x{first:02x}")
     op = r.u8()
     mtype = r.u8()
     status = r.u8()
