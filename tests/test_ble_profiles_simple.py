@@ -277,3 +277,12 @@ def test_sensord_imu_round_trip(draw):
         np.testing.assert_allclose(np.concatenate([o.gyr_dps for o in out]), gyr, atol=2000 / 65536)
     else:
         assert all(o.gyr_dps is None for o in out)
+
+
+def test_docs_worked_example_matches_the_decoder():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ble-profiles.md").read_text()
+    section = doc.split("### Worked example", 1)[1]
+    hex_block = section.split("```", 2)[1]
+    assert bytes.fromhex(hex_block) == bytes.fromhex(IMU_PACKET)
