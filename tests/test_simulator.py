@@ -261,6 +261,57 @@ def test_fatigue_impact_and_vo_deltas_alone() -> None:
     assert vo == pytest.approx(1.0, abs=0.05)
 
 
+def test_hills_change_physiology_a_little() -> None:
+    p = replace(QUIET, segments=parse_segments("60:run:3.2,60:run:3.2:+8,60:run:3.2:-8"),
+                duration_s=180.0)
+    tr = simulate(p, seed=0).truth
+
+    def m(lo: float, hi: float, k: str) -> float:
+        return float(np.mean([getattr(t, k) for t in tr if lo < t.t_ic < hi]))
+
+    flat, up, down = (5, 58), (65, 118), (125, 178)
+    assert m(*up, "gct_ms") > m(*flat, "gct_ms") > m(*down, "gct_ms")
+    assert m(*up, "cadence_spm") > m(*flat, "cadence_spm") > m(*down, "cadence_spm")
+    assert m(*up, "impact_g") < m(*flat, "impact_g") < m(*down, "impact_g")
+    assert m(*up, "cadence_spm") < 1.05 * m(*flat, "cadence_spm")  # "a little"
+
+
+def test_fatigue_raises_step_time_variability() -> None:
+    fat = FatigueProfile(onset_s=60.0, ramp_s=30.0, variability_cv_pct=4.0)
+    tr = simulate(replace(QUIET, duration_s=180.0, fatigue=fat, variability_cv_pct=1.0),
+                  seed=0).truth
+    early = np.array([t.step_time_s for t in tr if t.t_ic < 58])
+    late = np.array([t.step_time_s for t in tr if t.t_ic > 95])
+    assert early.std() / early.mean() == pytest.approx(0.01, abs=0.004)
+    assert late.std() / late.mean() == pytest.approx(0.05, abs=0.01)
+
+
+@pytest.mark.parametrize("placement", ["pelvis", "foot"])
+def test_run_walk_transitions_stay_physical(placement: str, tmp_path: Path) -> None:
+    p = replace(SimParams(duration_s=60.0), placement=placement,  # type: ignore[arg-type]
+                segments=parse_segments("20:run:3.4,20:walk:1.3,20:run:3.0"))
+    res = simulate(p, seed=3)
+    assert np.isfinite(res.samples.acc_mps2).all()
+    assert res.samples.gyr_dps is not None
+    assert np.isfinite(res.samples.gyr_dps).all()
+    modes = [t.mode for t in res.truth]
+    assert "walk" in modes
+    assert modes[0] == "run"
+    assert modes[-1] == "run"
+    # the recording passes the format's own validation
+    from sensord.sources.recording import write_recording
+
+    write_recording(tmp_path / "r.csv", res.samples, res.metadata)
+    assert len(read_recording(tmp_path / "r.csv").samples) == len(res.samples)
+
+
+def test_truth_as_engine_step() -> None:
+    t = simulate(replace(QUIET, duration_s=5.0), seed=0).truth[2]
+    st = t.as_step("pelvis", 2)
+    assert (st.t_ic, st.t_fc, st.gct_ms, st.side) == (t.t_ic, t.t_fc, t.gct_ms, t.side)
+    assert st.step_index == 2
+
+
 def test_truth_jsonl_round_trip(tmp_path: Path) -> None:
     tr = simulate(replace(QUIET, duration_s=10.0), seed=0).truth
     path = tmp_path / "t.jsonl"

@@ -80,7 +80,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from sensord.errors import InputError
-from sensord.model import GRAVITY_MPS2, FloatArray, Placement, SampleBlock, Side
+from sensord.model import GRAVITY_MPS2, FloatArray, Placement, SampleBlock, Side, Step
 
 Mode = Literal["run", "walk"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -348,6 +348,16 @@ class TruthStep:
     impact_g: float
     braking_g: float
     observed: bool = True
+
+    def as_step(self, placement: Placement = "pelvis", step_index: int = 0) -> Step:
+        """This truth as a :class:`sensord.model.Step` (the engine's output type)."""
+        return Step(
+            t_ic=self.t_ic, t_fc=self.t_fc, gct_ms=self.gct_ms, cadence_spm=self.cadence_spm,
+            side=self.side, pelvic_drop_deg=self.pelvic_drop_deg, placement=placement,
+            step_index=step_index, step_time_s=self.step_time_s,
+            vertical_oscillation_cm=self.vertical_oscillation_cm, impact_g=self.impact_g,
+            braking_g=self.braking_g,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
