@@ -128,6 +128,20 @@ def test_pelvis_gyro_consistent_with_orientation() -> None:
     assert np.allclose(np.degrees(w), gyr, atol=1e-3)
 
 
+def test_lever_arm_adds_rotational_acceleration_only() -> None:
+    p = replace(QUIET, rate_hz=1000.0)
+    a = simulate(p, seed=1)
+    b = simulate(replace(p, lever_arm_cm=10.0), seed=1)
+    diff = b.samples.acc_mps2 - a.samples.acc_mps2
+    assert 0.2 < np.abs(diff).max() < 30.0
+    assert np.array_equal(a.samples.gyr_dps, b.samples.gyr_dps)
+    # the rotation is periodic: over whole steps the tangential part averages out and the
+    # centripetal part is small (ω² r)
+    tr = a.truth
+    m = (a.samples.t_s >= tr[2].t_ic) & (a.samples.t_s < tr[-2].t_ic)
+    assert np.abs(diff[m].mean(axis=0)).max() < 0.15
+
+
 def test_pelvic_drop_sign_and_yaw_sign_per_side() -> None:
     s = sim._Simulator(QUIET, 0)
     s._steps_until(10.0)

@@ -41,6 +41,8 @@ _FLOAT_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--impact-g", "impact_g", "heel-strike transient at the pelvis, g (0-3; 0.6)"),
     ("--yaw-deg", "yaw_deg", "pelvis transverse rotation amplitude, deg (0-15; 6)"),
     ("--tilt-deg", "tilt_deg", "pelvis sagittal tilt oscillation, deg (0-10; 2)"),
+    ("--lever-arm-cm", "lever_arm_cm", "pelvis: sensor this far behind the pelvis centre, "
+                                       "adds rotational acceleration, cm (0-25; 0)"),
     ("--walk-cadence-spm", "walk_cadence_spm", "walking cadence at 1.4 m/s (80-140; 110)"),
     ("--acc-noise-mps2", "acc_noise_mps2", "accelerometer white noise std, m/s² (0-5; 0.05)"),
     ("--gyro-noise-dps", "gyro_noise_dps", "gyroscope white noise std, deg/s (0-50; 0.5)"),

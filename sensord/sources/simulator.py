@@ -39,8 +39,9 @@ Pelvis (sacrum)
     the next contact [4]_. Yaw ``±yaw_deg``: the stance side comes forward early in
     stance (yaw rate about +z negative early in a left stance), then the swing side
     comes forward through late stance. Tilt: a small oscillation at step frequency.
-    Sacral specific force ``= R_pelvisᵀ f_world``; gyro = pelvis angular velocity in the
-    pelvis frame (no lever-arm terms).
+    Sacral specific force ``= R_pelvisᵀ f_world`` (plus, optionally, the lever-arm terms
+    of a sensor behind the pelvis centre); gyro = pelvis angular velocity in the pelvis
+    frame.
 
 Foot (shoe)
     Rigid foot rocking about the heel (heel strike, dorsiflexed), foot-flat (stationary),
@@ -227,7 +228,11 @@ class SimParams:
     ``"none"``, ``"random"`` (uniform rotation from the seed) or ``"rx,ry,rz"`` degrees
     (sensor frame = ``R_mountᵀ`` body frame, ``R_mount = Rz Ry Rx``).
     ``dropout_rate`` is the probability per second that a dropout of ``dropout_s``
-    starts (those samples are missing).
+    starts (those samples are missing). ``lever_arm_cm`` (pelvis) puts the sensor that
+    far behind the pelvis centre, adding rotational (tangential and centripetal)
+    acceleration; 0 (the default) measures the centre of mass itself.
+    ``duration_s`` wins over a segment plan: a shorter run truncates the plan, a longer
+    one continues its last segment.
     """
 
     duration_s: float = 600.0
@@ -242,6 +247,7 @@ class SimParams:
     impact_g: float = _DEFAULT_IMPACT_G
     yaw_deg: float = 6.0
     tilt_deg: float = 2.0
+    lever_arm_cm: float = 0.0
     walk_cadence_spm: float = 110.0
     acc_noise_mps2: float = 0.05
     gyro_noise_dps: float = 0.5
@@ -276,6 +282,7 @@ class SimParams:
         _check(self.impact_g, 0.0, 3.0, "--impact-g", " g")
         _check(self.yaw_deg, 0.0, 15.0, "--yaw-deg", " deg")
         _check(self.tilt_deg, 0.0, 10.0, "--tilt-deg", " deg")
+        _check(self.lever_arm_cm, 0.0, 25.0, "--lever-arm-cm", " cm")
         _check(self.walk_cadence_spm, 80.0, 140.0, "--walk-cadence-spm", " steps/min")
         _check(self.acc_noise_mps2, 0.0, 5.0, "--acc-noise-mps2", " m/s²")
         _check(self.gyro_noise_dps, 0.0, 50.0, "--gyro-noise-dps", " deg/s")
@@ -732,21 +739,39 @@ def _rot_zyx(roll: FloatArray, pitch: FloatArray, yaw: FloatArray) -> FloatArray
     return r
 
 
-def _pelvis_signals(t: FloatArray, a: dict[str, FloatArray]) -> tuple[FloatArray, FloatArray]:
-    """Pelvis-frame specific force (m/s²) and angular rate (deg/s) at times ``t``."""
+def _pelvis_rates(s: FloatArray, g: dict[str, FloatArray]) -> FloatArray:
+    """Pelvis angular velocity in the pelvis frame, rad/s, ``(n, 3)`` (ZYX Euler rates)."""
+    roll, pitch, _, droll, dpitch, dyaw = _pelvis_angles(s, g)
+    w = np.empty((s.shape[0], 3))
+    w[:, 0] = droll - dyaw * np.sin(pitch)
+    w[:, 1] = dpitch * np.cos(roll) + dyaw * np.sin(roll) * np.cos(pitch)
+    w[:, 2] = -dpitch * np.sin(roll) + dyaw * np.cos(roll) * np.cos(pitch)
+    return w
+
+
+def _pelvis_signals(t: FloatArray, a: dict[str, FloatArray], lever_arm_m: float = 0.0
+                    ) -> tuple[FloatArray, FloatArray]:
+    """Pelvis-frame specific force (m/s²) and angular rate (deg/s) at times ``t``.
+
+    With ``lever_arm_m`` > 0 the sensor sits that far behind the pelvis centre (on the
+    sacrum) and also feels the tangential and centripetal terms
+    ``α × r + ω × (ω × r)`` (``α`` by central differences of ``ω``).
+    """
     j = np.searchsorted(a["t_ic"], t, side="right") - 1
     if j.size and j.min() < 0:
         raise AssertionError("simulator: sample before the first planned step")
     g = {k: v[j] for k, v in a.items()}
     s = t - g["t_ic"]
     f_world = np.stack(_com_force(s, g), axis=1)
-    roll, pitch, yaw, droll, dpitch, dyaw = _pelvis_angles(s, g)
+    roll, pitch, yaw, _, _, _ = _pelvis_angles(s, g)
     r = _rot_zyx(roll, pitch, yaw)
     f_body = np.einsum("nji,nj->ni", r, f_world)
-    w = np.empty((t.shape[0], 3))
-    w[:, 0] = droll - dyaw * np.sin(pitch)
-    w[:, 1] = dpitch * np.cos(roll) + dyaw * np.sin(roll) * np.cos(pitch)
-    w[:, 2] = -dpitch * np.sin(roll) + dyaw * np.cos(roll) * np.cos(pitch)
+    w = _pelvis_rates(s, g)
+    if lever_arm_m > 0.0:
+        h = 1e-4
+        alpha = (_pelvis_rates(s + h, g) - _pelvis_rates(s - h, g)) / (2 * h)
+        arm = np.array([-lever_arm_m, 0.0, 0.0])
+        f_body = f_body + np.cross(alpha, arm) + np.cross(w, np.cross(w, arm))
     return f_body, np.degrees(w)
 
 
@@ -1033,7 +1058,7 @@ class _Simulator:
         t = self._times(i0, i1)
         if p.placement == "pelvis":
             arr = _arrays(self.steps)
-            acc, gyr = _pelvis_signals(t, arr)
+            acc, gyr = _pelvis_signals(t, arr, p.lever_arm_cm / 100.0)
         else:
             strides = _foot_strides(self.steps, self.side_sigma, self.impact_scale)
             arr = _arrays_foot(strides)
