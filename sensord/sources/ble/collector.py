@@ -224,6 +224,11 @@ class BleCollector:
         return self._info
 
     @property
+    def opened_host_s(self) -> float:
+        """Event-loop time that is run time 0 of :meth:`stream` (``t_s`` origin)."""
+        return self._t0_host
+
+    @property
     def profile(self) -> Profile[Any]:
         if self._profile is None:
             raise RuntimeError("BleCollector.profile is valid after the collector is opened")

@@ -250,9 +250,16 @@ class VirtualSensor:
         self._stalled_until_host: float | None = None
         self._held: tuple[Characteristic[Any], bytes] | None = None
         self._notify_count = 0
+        self._t0_host = 0.0
+        self._subscribed: set[int] = set()
         self._build_gatt()
 
     # -- setup ---------------------------------------------------------------------
+
+    @property
+    def started_host_s(self) -> float:
+        """Event-loop time at which the sensor clock (feed time 0) started."""
+        return self._t0_host
 
     @property
     def address(self) -> str:
@@ -301,6 +308,7 @@ class VirtualSensor:
             (int(AdvertisingData.Type.COMPLETE_LOCAL_NAME), self.name.encode()),
         ]))
         dev.on(dev.EVENT_CONNECTION, self._on_connection)
+        dev.on("characteristic_subscription", self._on_subscription)
 
     def _writer(self, uuid: str) -> Callable[[Connection, bytes], None]:
         def write(_connection: Connection, value: bytes) -> None:
@@ -355,8 +363,17 @@ class VirtualSensor:
         self._held = None
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
 
+    def _on_subscription(self, _connection: Connection, characteristic: Characteristic[Any],
+                         notify: bool, indicate: bool) -> None:
+        handle = int(characteristic.handle)
+        if notify or indicate:
+            self._subscribed.add(handle)
+        else:
+            self._subscribed.discard(handle)
+
     def _on_disconnection(self, _reason: int) -> None:
         self._connection = None
+        self._subscribed.clear()
         self._new_encoder()  # a real device forgets its streaming setup
         self._held = None
 
@@ -480,6 +497,9 @@ class VirtualSensor:
     async def _send(self, notifications: list[tuple[str, bytes]], now_host: float,
                     n_samples: int, t_first: float | None) -> None:
         f = self.params.faults
+        notifications = [(u, b) for u, b in notifications
+                         if (ch := self._chars.get(normalize_uuid(u))) is not None
+                         and int(ch.handle) in self._subscribed]
         if notifications:
             self.stats.samples_sent += n_samples
             if t_first is not None:
