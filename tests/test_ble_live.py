@@ -83,12 +83,11 @@ async def collect(feed: SensorFeed, profile: str, *, speed: float = SPEED,
             task = asyncio.create_task(consume())
             end_host = sensor.started_host_s + (feed_s or feed.duration_s) / speed + 0.3
             loop = asyncio.get_running_loop()
-            while loop.time() < end_host and not task.done():
-                await asyncio.sleep(0.05)
+            await asyncio.wait({task}, timeout=max(0.0, end_host - loop.time()))
             # let what is in flight arrive (the sensor has stopped: its feed ended)
-            settle_until = loop.time() + 1.0
-            while (loop.time() < settle_until and not task.done()
-                   and col.stats.samples_out < sensor.stats.samples_sent):
+            for _ in range(20):
+                if task.done() or col.stats.samples_out >= sensor.stats.samples_sent:
+                    break
                 await asyncio.sleep(0.05)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
