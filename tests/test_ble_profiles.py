@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +28,9 @@ from sensord.sources.ble.profiles import (
     supported_profiles_text,
     uuid16,
 )
+from sensord.sources.ble.profiles.movesense import MovesenseState
 from sensord.sources.ble.profiles.polar import PolarState
+from sensord.sources.ble.profiles.sensord_imu import SensordImuState
 
 # -- registry and recognition ------------------------------------------------------------
 
@@ -183,8 +187,6 @@ def states(draw, profile):
     rate = draw(st.one_of(st.none(), st.sampled_from(profile.rates_hz or (1.0,))))
     state = profile.initial_state(rate, draw(st.booleans()))
     if isinstance(state, PolarState) and draw(st.booleans()):
-        from dataclasses import replace
-
         finite = st.floats(-1e6, 1e6, allow_nan=False).filter(lambda f: f != 0)
         state = replace(
             state,
@@ -192,6 +194,19 @@ def states(draw, profile):
             gyr_factor=draw(finite),
             last_acc_ns=draw(st.one_of(st.none(), st.integers(0, 2**64 - 1))),
             last_gyr_ns=draw(st.one_of(st.none(), st.integers(0, 2**64 - 1))),
+        )
+    if isinstance(state, MovesenseState) and draw(st.booleans()):
+        state = replace(
+            state,
+            pending=draw(st.one_of(st.none(), st.binary(max_size=200))),
+            last_ts_ms=draw(st.one_of(st.none(), st.integers(0, 2**32 - 1))),
+            wraps=draw(st.integers(0, 1000)),
+        )
+    if isinstance(state, SensordImuState) and draw(st.booleans()):
+        state = replace(
+            state,
+            last_ts_us=draw(st.one_of(st.none(), st.integers(0, 2**32 - 1))),
+            wraps=draw(st.integers(0, 1000)),
         )
     return state
 

@@ -284,3 +284,12 @@ def test_device_initiated_stop_is_reported_and_unknown_codes_raise():
     assert "ACC, GYRO" in (out[0].control_message or "")
     with pytest.raises(DecodeError):
         POLAR_VERITY_SENSE.decode(PMD_CONTROL_UUID, bytes.fromhex("02 00ca9a3b"), state)
+
+
+def test_unparseable_settings_response_is_informational_but_bad_start_factor_raises():
+    state = POLAR_H10.initial_state()
+    _, out = POLAR_H10.decode(PMD_CONTROL_UUID, bytes.fromhex("f0 01 02 00 01 00 04 19"), state)
+    assert out[0].control_ok is True
+    assert "settings 00041" in (out[0].control_message or "")
+    with pytest.raises(DecodeError):
+        POLAR_H10.decode(PMD_CONTROL_UUID, bytes.fromhex("f0 02 02 00 00 05 01 0000c07f"), state)

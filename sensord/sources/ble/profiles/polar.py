@@ -487,11 +487,21 @@ def _decode_control(payload: bytes, state: PolarState) -> tuple[PolarState, list
         ]
     message = f"polar {opname} {what}: ok"
     if params and op in (OP_START, OP_GET_SETTINGS):
-        settings = parse_settings(params)
-        shown = ", ".join(
-            f"{_SETTING_NAMES[k]}={'/'.join(f'{v:g}' for v in vs)}" for k, vs in settings.items()
-        )
-        message += f" ({shown})"
+        try:
+            settings = parse_settings(params)
+        except DecodeError:
+            if op == OP_START:
+                raise
+            # a settings list we cannot fully parse (newer setting types, or split
+            # over several notifications): informational only, keep the raw bytes
+            settings = {}
+            message += f" (settings {params.hex()})"
+        if settings:
+            shown = ", ".join(
+                f"{_SETTING_NAMES[k]}={'/'.join(f'{v:g}' for v in vs)}"
+                for k, vs in settings.items()
+            )
+            message += f" ({shown})"
         if op == OP_START and settings.get(SETTING_FACTOR):
             factor = settings[SETTING_FACTOR][0]
             if not math.isfinite(factor) or factor == 0.0:
