@@ -1,9 +1,12 @@
 """Movesense sensors running the GATT sensor-data ("GSP") app.
 
 Decoded from the Movesense device library sample ``samples/gatt_sensordata_app``
-(``GATTSensorDataClient.cpp``: UUIDs, command and response codes) and the Movesense
+(``GATTSensorDataClient.cpp``: UUIDs, command and response codes; its Python client
+``movesense_sensor_data.py``: subscription paths with a leading slash and the
+DATA / DATA_PART2 reassembly), the "GATT SensorData protocol" page of the Movesense
+documentation (movesense.com/docs/esw/gatt_sensordata_protocol) and the Movesense
 measurement API (``movesense-api/meas/imu.yaml``, ``meas/acc.yaml``: SBEM layout of
-``IMU6Data`` / ``AccData``, timestamp = local time of the first sample in ms).
+``IMU6Data`` / ``AccData``, "Timestamp: local timestamp of first measurement", ms).
 
 GATT
 ----
@@ -30,7 +33,8 @@ Notifications (sensor -> central, on the data characteristic)
   (deg/s), i.e. ``4 + 24 N`` bytes; for ``/Meas/Acc/<rate>`` only the accelerometer
   (``4 + 12 N`` bytes).
 - ``3`` DATA_PART2 (newer app versions): the continuation of a DATA notification too
-  long for one ATT packet; its body is appended to the preceding DATA body.
+  long for one ATT packet (IMU9 at 104 Hz in the official client); its body (after
+  its own 2-byte header) is appended to the preceding DATA body.
 
 Assumptions (documented because the sample app does not spell them out)
 ----------------------------------------------------------------------
