@@ -78,10 +78,9 @@ def test_raw_type0_and_type2_sample_widths():
     state = POLAR_H10.initial_state(25, gyro=False)
     _, out = data(POLAR_H10, ["02 00ca9a3b00000000 00 01 ff 7f"], state)
     np.testing.assert_allclose(out[0].acc_mps2, [[1e-3 * G, -1e-3 * G, 127e-3 * G]])
-    # type 2: 24-bit signed: 0x0186a0 = 100000 mG, 0xfe7960 = -100000 mG
-    _, out = data(POLAR_H10, ["02 00ca9a3b00000000 02 a08601 607980 000000"], state)
-    # 0x807960 is negative: -(2^24 - 0x807960) = -8357536
-    np.testing.assert_allclose(out[0].acc_mps2, [[100.0 * G, -8357.536 * G, 0.0]])
+    # type 2: 24-bit signed: 0x0186a0 = 100000 mG, 0xfe7960 = -100000 mG, 0
+    _, out = data(POLAR_H10, ["02 00ca9a3b00000000 02 a08601 6079fe 000000"], state)
+    np.testing.assert_allclose(out[0].acc_mps2, [[100.0 * G, -100.0 * G, 0.0]])
 
 
 DELTA_CONTENT = (
@@ -144,8 +143,9 @@ def test_gyro_type1_float_bit_patterns():
 
 def test_acc_and_gyro_frames_are_paired_when_gyro_is_on():
     state = POLAR_VERITY_SENSE.initial_state(52, gyro=True)
-    acc_frame = "02 00ca9a3b00000000 80 0100 0000 0000 02 01 01"  # (1,0,0), (2,0,0)... width 2
-    # width 2, one sample, deltas (1, 0, 0) -> bits 01 00 00 -> 0x01
+    # compressed type 0: reference (1, 0, 0), then width 2, one sample, deltas (1, 0, 0)
+    # -> bits 01 00 00 -> 0x01; samples (1, 0, 0), (2, 0, 0) x factor 1 -> g
+    acc_frame = "02 00ca9a3b00000000 80 0100 0000 0000 02 01 01"
     state, out = data(POLAR_VERITY_SENSE, [acc_frame], state)
     assert out == []  # waiting for the gyroscope
     state, out = data(POLAR_VERITY_SENSE, ["05 00ca9a3b00000000 80 0a00 0000 0000 02 01 01"], state)
