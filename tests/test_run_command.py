@@ -1,0 +1,36 @@
+"""`sensord run` on embedded defaults: the whole local chain, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_run_on_defaults_streams_steps_raises_alerts_and_writes_a_report(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "sensord.cli", "run", "--speed", "0",
+                        "--store", str(tmp_path), "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    store = list(tmp_path.glob("*.jsonl"))
+    assert len(store) == 1
+    records = [json.loads(line) for line in store[0].read_text().splitlines()]
+    kinds = {rec["record"] for rec in records}
+    assert {"run", "step", "formsummary"} <= kinds
+    steps = [rec for rec in records if rec["record"] == "step"]
+    assert len(steps) > 2400  # 15 min at ~170-180 spm
+    raised = [rec for rec in records if rec["record"] == "alert" and rec["state"] == "raised"]
+    # form degrades after 10 minutes in the default simulation: the coach must say so,
+    # and not before
+    assert raised and min(a["began_at_s"] for a in raised
+                          if a["kind"] != "overstride_start") > 540.0
+    assert "!!" in r.stdout
+    html = list(tmp_path.glob("*.html"))
+    assert len(html) == 1 and "<svg" in html[0].read_text()
+
+
+def test_run_refuses_bad_sensor_argument() -> None:
+    r = subprocess.run([sys.executable, "-m", "sensord.cli", "run", "--sensor", "nonsense"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--sensor" in r.stderr
