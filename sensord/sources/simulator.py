@@ -739,9 +739,10 @@ def _rot_zyx(roll: FloatArray, pitch: FloatArray, yaw: FloatArray) -> FloatArray
     return r
 
 
-def _pelvis_rates(s: FloatArray, g: dict[str, FloatArray]) -> FloatArray:
+def _pelvis_rates(s: FloatArray, g: dict[str, FloatArray],
+                  angles: tuple[FloatArray, ...] | None = None) -> FloatArray:
     """Pelvis angular velocity in the pelvis frame, rad/s, ``(n, 3)`` (ZYX Euler rates)."""
-    roll, pitch, _, droll, dpitch, dyaw = _pelvis_angles(s, g)
+    roll, pitch, _, droll, dpitch, dyaw = _pelvis_angles(s, g) if angles is None else angles
     w = np.empty((s.shape[0], 3))
     w[:, 0] = droll - dyaw * np.sin(pitch)
     w[:, 1] = dpitch * np.cos(roll) + dyaw * np.sin(roll) * np.cos(pitch)
@@ -763,10 +764,10 @@ def _pelvis_signals(t: FloatArray, a: dict[str, FloatArray], lever_arm_m: float 
     g = {k: v[j] for k, v in a.items()}
     s = t - g["t_ic"]
     f_world = np.stack(_com_force(s, g), axis=1)
-    roll, pitch, yaw, _, _, _ = _pelvis_angles(s, g)
-    r = _rot_zyx(roll, pitch, yaw)
+    angles = _pelvis_angles(s, g)
+    r = _rot_zyx(angles[0], angles[1], angles[2])
     f_body = np.einsum("nji,nj->ni", r, f_world)
-    w = _pelvis_rates(s, g)
+    w = _pelvis_rates(s, g, angles)
     if lever_arm_m > 0.0:
         h = 1e-4
         alpha = (_pelvis_rates(s + h, g) - _pelvis_rates(s - h, g)) / (2 * h)
@@ -981,6 +982,10 @@ class _Simulator:
         self.next_drop_t = self._draw_drop(0.0)
         self.n_total = math.floor(params.duration_s * params.rate_hz) + 1
         self.side_sigma = 1.0 if params.sensor_side == "left" else -1.0
+        self._chunks: dict[tuple[int, int, int], FloatArray] = {}
+        self._arr: dict[str, FloatArray] | None = None
+        self._farr: dict[str, FloatArray] | None = None
+        self._farr_n: tuple[int, float, float] = (0, 0.0, 0.0)
         self.impact_scale = (params.impact_g + 0.4) / (_DEFAULT_IMPACT_G + 0.4)
 
     def metadata(self) -> dict[str, str]:
@@ -1018,6 +1023,21 @@ class _Simulator:
     def _steps_until(self, t_end: float) -> None:
         while not self.steps or self.steps[-1].t_ic < t_end:
             self.steps.append(self.planner.next())
+            self._arr = None
+
+    def _step_arrays(self) -> dict[str, FloatArray]:
+        """Column arrays of the buffered steps (rebuilt only when the buffer changes)."""
+        if self._arr is None:
+            self._arr = _arrays(self.steps)
+        return self._arr
+
+    def _foot_arrays(self) -> dict[str, FloatArray]:
+        if self._farr is None or self._farr_n != (len(self.steps), self.steps[0].t_ic,
+                                                    self.steps[-1].t_ic):
+            strides = _foot_strides(self.steps, self.side_sigma, self.impact_scale)
+            self._farr = _arrays_foot(strides)
+            self._farr_n = (len(self.steps), self.steps[0].t_ic, self.steps[-1].t_ic)
+        return self._farr
 
     def _forget_before(self, t: float) -> None:
         # keep at least three strides of history for the foot model
@@ -1026,6 +1046,7 @@ class _Simulator:
             keep += 1
         if keep:
             del self.steps[:keep]
+            self._arr = None
         self.dropouts = [d for d in self.dropouts if d[1] >= t - 10.0]
 
     # -- samples -----------------------------------------------------------------------
@@ -1044,7 +1065,13 @@ class _Simulator:
         out = np.empty((i1 - i0, width))
         c0, c1 = i0 // _NOISE_CHUNK, (i1 - 1) // _NOISE_CHUNK
         for c in range(c0, c1 + 1):
-            vals = _sub_rng(self.seed, key, width, c).normal(size=(_NOISE_CHUNK, width))
+            ck = (key, width, c)
+            vals = self._chunks.get(ck)
+            if vals is None:
+                vals = _sub_rng(self.seed, key, width, c).normal(size=(_NOISE_CHUNK, width))
+                if len(self._chunks) >= 4:  # bounded: only the current chunks are reused
+                    del self._chunks[next(iter(self._chunks))]
+                self._chunks[ck] = vals
             lo, hi = max(i0, c * _NOISE_CHUNK), min(i1, (c + 1) * _NOISE_CHUNK)
             out[lo - i0:hi - i0] = vals[lo - c * _NOISE_CHUNK:hi - c * _NOISE_CHUNK]
         return out
@@ -1057,12 +1084,9 @@ class _Simulator:
         self._dropouts_until(t_hi + 1.0)
         t = self._times(i0, i1)
         if p.placement == "pelvis":
-            arr = _arrays(self.steps)
-            acc, gyr = _pelvis_signals(t, arr, p.lever_arm_cm / 100.0)
+            acc, gyr = _pelvis_signals(t, self._step_arrays(), p.lever_arm_cm / 100.0)
         else:
-            strides = _foot_strides(self.steps, self.side_sigma, self.impact_scale)
-            arr = _arrays_foot(strides)
-            acc, gyr, _ = _foot_signals(t, arr)
+            acc, gyr, _ = _foot_signals(t, self._foot_arrays())
         acc = acc @ self.r_mount  # R_mount^T applied to each row
         gyr = gyr @ self.r_mount
         n = t.shape[0]
@@ -1091,8 +1115,7 @@ class _Simulator:
         if not cand:
             return out
         if p.placement == "foot":
-            strides = _foot_strides(self.steps, self.side_sigma, self.impact_scale)
-            farr = _arrays_foot(strides)
+            farr = self._foot_arrays()
         arr = _arrays(cand)
         vo_m = _vertical_oscillation_m(arr)
         if p.placement == "pelvis":
