@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TextIO
+from typing import TextIO, cast
 
 from sensord.errors import InputError
 from sensord.gait.engine import EngineParams, analyze
-from sensord.model import PLACEMENTS, SIDES, Gap, Step
+from sensord.model import PLACEMENTS, SIDES, Gap, Placement, Side, Step
 from sensord.sources.recording import read_recording
 
 HELP = "per-step metrics of a recording (JSON Lines)"
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
                          "fix the comment or pass --side")
     if not 0.001 <= args.block_s <= 3600:
         raise InputError(f"--block-s {args.block_s}: must be between 0.001 and 3600 s")
-    params = EngineParams(placement=placement, sensor_side=side)
+    params = EngineParams(placement=cast(Placement, placement),
+                          sensor_side=cast(Side | None, side))
     events = analyze(params, rec.samples, block_s=args.block_s)
     steps = [e for e in events if isinstance(e, Step)]
     gaps = [e for e in events if isinstance(e, Gap)]

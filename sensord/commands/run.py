@@ -30,7 +30,8 @@ HELP = "live run: sensor -> engine -> coaching -> delivery"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sensor", default="sim",
-                   help="'sim' (simulated runner, default) or a recording FILE.csv to replay")
+                   help="'sim' (simulated runner, default) or a recording FILE.csv "
+                        "to replay")
     p.add_argument("--placement", choices=PLACEMENTS, default="pelvis")
     p.add_argument("--side", choices=SIDES, help="foot placement: which shoe")
     p.add_argument("--runner", default="runner", help="runner id (default 'runner')")
@@ -38,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=None,
                    help="replay/simulation speed factor (default 30 for sim, 1 for files; "
                         "0 = as fast as possible)")
-    p.add_argument("--duration-s", type=float, default=900.0, help="sim: run length (default 15 min)")
+    p.add_argument("--duration-s", type=float, default=900.0,
+                   help="sim: run length (default 15 min)")
     p.add_argument("--fatigue-onset-s", type=float, default=600.0,
                    help="sim: when form starts to degrade (negative: never)")
     p.add_argument("--seed", type=int, default=1, help="sim: random seed")

@@ -50,7 +50,7 @@ reaction force, contact time, and flight time in running. Sensors 22:784.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from statistics import median
 
 import numpy as np
@@ -119,7 +119,7 @@ class PelvisParams:
     walk_onset_window_s: float = 0.03
     first_rise_fraction: float = 0.5
     history_s: float = 5.0
-    timing: timing.TimingParams = timing.TimingParams()
+    timing: timing.TimingParams = field(default_factory=timing.TimingParams)
 
 
 @dataclass(frozen=True, slots=True)

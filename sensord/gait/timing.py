@@ -61,13 +61,10 @@ def update(params: TimingParams, state: TimingState, t_ic: float, t_fc: float | 
            side: Side | None) -> tuple[TimingState, Timing]:
     """Fold one contact into the timing state."""
     interval = t_ic - state.last_ic_s
-    contact_time = interval if math.isfinite(interval) and interval <= params.max_step_s * params.steps_per_contact else None
+    longest = params.max_step_s * params.steps_per_contact
+    contact_time = interval if math.isfinite(interval) and interval <= longest else None
     step_time = None if contact_time is None else contact_time / params.steps_per_contact
-    times = state.step_times_s
-    if step_time is None:
-        times = ()
-    else:
-        times = (*times, step_time)[-params.cadence_steps:]
+    times = () if step_time is None else (*state.step_times_s, step_time)[-params.cadence_steps:]
     cadence = 60.0 / median(times) if times else None
 
     by_side = dict(state.last_ic_by_side)

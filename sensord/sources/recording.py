@@ -121,7 +121,8 @@ def read_recording(path: str | Path) -> Recording:
     gyro_present = [c for c in GYRO_COLUMNS if c in names]
     if gyro_present and len(gyro_present) != 3:
         absent = [c for c in GYRO_COLUMNS if c not in names]
-        raise _fail(p, header_idx + 1, None, f"gyroscope columns incomplete (no {', '.join(absent)})",
+        raise _fail(p, header_idx + 1, None,
+                    f"gyroscope columns incomplete (no {', '.join(absent)})",
                     "give all of gx, gy, gz or none of them")
     wanted = list(REQUIRED_COLUMNS) + (list(GYRO_COLUMNS) if gyro_present else [])
     for c in wanted:
@@ -175,7 +176,8 @@ def _parse_slow(path: str, lines: list[str], header_idx: int, usecols: list[int]
                 row.append(float(cell))
             except ValueError:
                 raise _fail(path, i + 1, name, f"not a number: {cell[:40]!r}",
-                            "write a decimal number (or leave it empty / 'nan' for a gap)") from None
+                            "write a decimal number (or leave it empty / 'nan' for a gap)"
+                            ) from None
         rows.append(row)
     return np.array(rows, dtype=np.float64).reshape(-1, len(wanted))
 
