@@ -260,3 +260,21 @@ def test_battery_characteristic_is_standard_where_present(profile):
     assert profile.service_uuid == normalize_uuid(profile.service_uuid)
     for u in profile.notify_uuids:
         assert u == normalize_uuid(u)
+
+
+@pytest.mark.parametrize(
+    "profile", [POLAR_H10, POLAR_VERITY_SENSE, MOVESENSE, SENSORD_IMU], ids=lambda p: p.name
+)
+def test_encoders_stay_silent_until_started_and_after_stop(profile):
+    enc = profile.encoder()
+    samples = DecodedSamples(np.arange(4) / 52.0 + 1.0, np.zeros((4, 3)), np.zeros((4, 3)))
+    assert not enc.streaming
+    assert enc.encode(samples) == []
+    for c, cmd in profile.start_commands(None, True):
+        enc.handle_write(c, cmd)
+    assert enc.streaming
+    assert enc.encode(samples) != []
+    for c, cmd in profile.stop_commands():
+        enc.handle_write(c, cmd)
+    assert not enc.streaming
+    assert enc.encode(samples) == []
