@@ -1,6 +1,7 @@
 """Every dashboard query and alert rule, executed against a real InfluxDB 1.6.
 
-The database holds two simulated 30-minute runs in the ingest schema: ``ana`` runs
+The database holds two synthetic 30-minute runs, published with ``MqttPublisher`` to a
+real mosquitto and written by a real ``sensord ingest`` process: ``ana`` runs
 steadily, ``ben`` fatigues (cadence falls, contact time and right-side pelvic drop rise,
 form score drops, a pelvic-drop alert is raised, pain 5/10 is reported, his sensor goes
 silent three minutes before the end). Panel queries get Grafana's macros and variables
@@ -10,10 +11,10 @@ threshold expressions would evaluate them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import re
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,20 @@ from typing import Any
 
 import pytest
 
+from sensord.contract import BrokerConfig
 from sensord.dashboards.alerting import RuleSpec, alert_rules
 from sensord.dashboards.boards import UID_LIVE, UID_REVIEW, UID_TEAM, all_dashboards
-from tests.servers import INFLUXD_BIN, InfluxDB1Server
+from sensord.model import Alert, FormSummary, PainReport, RunInfo, SensorHealth, Side, Step
+from sensord.sinks.mqtt_publisher import MqttPublisher
+from tests.servers import (
+    INFLUXD_BIN,
+    MOSQUITTO_BIN,
+    InfluxDB1Server,
+    IngestProcess,
+    MosquittoServer,
+    running,
+    wait_until,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -36,27 +48,6 @@ END_MS = T0_MS + int(DURATION_S * 1000)
 # --------------------------------------------------------------------------- data
 
 
-def _esc_tag(v: str) -> str:
-    return v.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _field(v: Any) -> str:
-    if isinstance(v, bool):
-        return "1i" if v else "0i"
-    if isinstance(v, int):
-        return f"{v}i"
-    if isinstance(v, float):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def line(measurement: str, tags: dict[str, str], fields: dict[str, Any], t_ms: int) -> str:
-    """One line of InfluxDB line protocol (nulls omitted, as ingest does)."""
-    tag_s = ",".join(f"{k}={_esc_tag(v)}" for k, v in sorted(tags.items()))
-    field_s = ",".join(f"{k}={_field(v)}" for k, v in fields.items() if v is not None)
-    return f"{measurement},{tag_s} {field_s} {t_ms}"
-
-
 @dataclass(frozen=True)
 class SimRun:
     """Shape of one synthetic run: how much each metric drifts by the end."""
@@ -66,95 +57,134 @@ class SimRun:
     fatigue: float  # 0 = steady, 1 = fully fatigued by the end
     offline_last_s: float = 0.0
 
+    @property
+    def info(self) -> RunInfo:
+        return RunInfo(self.runner, f"{self.runner}-imu", self.run_id, "pelvis")
 
-def run_lines(run: SimRun) -> list[str]:
-    """The ingest-schema points of one synthetic run."""
-    out: list[str] = []
-    base = {"runner": run.runner, "sensor": f"{run.runner}-imu", "run_id": run.run_id}
-    step_tags = {**base, "placement": "pelvis"}
+
+def _f(run: SimRun, t: float) -> float:
+    return run.fatigue * max(0.0, (t / DURATION_S - 0.3) / 0.7)  # sets in after 30 %
+
+
+def run_events(run: SimRun) -> list[Step | FormSummary | Alert | PainReport | SensorHealth]:
+    """Every event of one synthetic run, in run time (seconds from the start)."""
+    out: list[Step | FormSummary | Alert | PainReport | SensorHealth] = []
     t, i = 0.0, 0
     while t < DURATION_S:
-        frac = t / DURATION_S
-        f = run.fatigue * max(0.0, (frac - 0.3) / 0.7)  # fatigue sets in after 30 %
+        f = _f(run, t)
         cadence = 176.0 - 14.0 * f + 0.8 * math.sin(i / 7.0)
-        side = "left" if i % 2 == 0 else "right"
+        side: Side = "left" if i % 2 == 0 else "right"
         drop = (5.0 + 0.3 * math.sin(i / 5.0)) + (4.0 * f if side == "right" else 0.5 * f)
         gct = 230.0 + 30.0 * f + 3.0 * math.sin(i / 3.0)
-        out.append(line("steps", {**step_tags, "side": side}, {
-            "gct_ms": gct, "cadence_spm": cadence, "pelvic_drop_deg": drop,
-            "step_time_s": 60.0 / cadence, "stride_time_s": 120.0 / cadence,
-            "gct_balance_pct": 50.0 - 2.5 * f, "vertical_oscillation_cm": 8.0 + 1.5 * f,
-            "impact_g": 2.5 + 0.6 * f, "braking_g": 0.4 + 0.2 * f, "flight_ms": 110.0 - 30 * f,
-            "t_ic_s": t, "step_index": i,
-        }, T0_MS + int(t * 1000)))
+        out.append(Step(
+            t_ic=t, t_fc=t + gct / 1000, gct_ms=gct, cadence_spm=cadence, side=side,
+            pelvic_drop_deg=drop, step_index=i, step_time_s=60.0 / cadence,
+            stride_time_s=120.0 / cadence, gct_balance_pct=50.0 - 2.5 * f,
+            vertical_oscillation_cm=8.0 + 1.5 * f, impact_g=2.5 + 0.6 * f,
+            braking_g=0.4 + 0.2 * f, flight_ms=110.0 - 30 * f))
         t += 60.0 / cadence
         i += 1
     for k in range(int(DURATION_S / 5)):
         t = 5.0 * (k + 1)
-        f = run.fatigue * max(0.0, (t / DURATION_S - 0.3) / 0.7)
-        out.append(line("summary", {**base, "placement": "pelvis"}, {
-            "form_score": 92.0 - 45.0 * f, "cadence_spm": 176.0 - 14.0 * f,
-            "gct_ms": 230.0 + 30.0 * f, "pelvic_drop_left_deg": 5.0 + 0.5 * f,
-            "pelvic_drop_right_deg": 5.0 + 4.0 * f, "gct_balance_pct": 50.0 - 2.5 * f,
-            "vertical_oscillation_cm": 8.0 + 1.5 * f, "impact_g": 2.5 + 0.6 * f,
-            "braking_g": 0.4 + 0.2 * f, "step_time_cv_pct": 2.0 + 3.0 * f,
-            "steps": int(t * 176 / 60), "activity": "run",
-        }, T0_MS + int(t * 1000)))
+        f = _f(run, t)
+        out.append(FormSummary(
+            t_s=t, form_score=92.0 - 45.0 * f, cadence_spm=176.0 - 14.0 * f,
+            gct_ms=230.0 + 30.0 * f, pelvic_drop_left_deg=5.0 + 0.5 * f,
+            pelvic_drop_right_deg=5.0 + 4.0 * f, gct_balance_pct=50.0 - 2.5 * f,
+            vertical_oscillation_cm=8.0 + 1.5 * f, impact_g=2.5 + 0.6 * f,
+            braking_g=0.4 + 0.2 * f, step_time_cv_pct=2.0 + 3.0 * f,
+            steps=int(t * 176 / 60), activity="run"))
         if t <= DURATION_S - run.offline_last_s:
-            out.append(line("health", base, {
-                "connected": 1, "packet_loss_pct": 0.5, "reconnects": 0,
-                "latency_ms": 40.0, "battery_pct": 80.0 - t / 100, "duplicates": 0,
-                "malformed": 0, "gaps": 0,
-            }, T0_MS + int(t * 1000)))
+            out.append(SensorHealth(t_s=t, connected=True, packet_loss_pct=0.5, reconnects=0,
+                                    latency_ms=40.0, battery_pct=int(80 - t / 100)))
     if run.fatigue > 0:
-        alert_tags = {**base, "kind": "pelvic_drop_rising", "severity": "warning"}
-        out.append(line("alerts", {**alert_tags, "state": "raised"}, {
-            "metric": "pelvic_drop_deg", "message": "Right hip dropping: squeeze your glutes",
-            "baseline": 5.0, "current": 8.1, "began_at_s": 1100.0, "active": 1,
-            "side": "right",
-        }, T0_MS + 1200_000))
-        out.append(line("pain", {"runner": run.runner, "run_id": run.run_id},
-                        {"score": 5, "location": "right knee"}, T0_MS + 1500_000))
+        out.append(Alert("pelvic_drop_rising", "warning", "pelvic_drop_right_deg", 5.0, 8.1,
+                         1100.0, 1200.0, "raised", "Right hip dropping: squeeze your glutes",
+                         side="right"))
+        out.append(PainReport(t_s=1500.0, score=5, location="right knee"))
     else:
-        alert_tags = {**base, "kind": "cadence_low", "severity": "info"}
-        out.append(line("alerts", {**alert_tags, "state": "raised"}, {
-            "metric": "cadence_spm", "message": "Cadence low", "baseline": 176.0,
-            "current": 169.0, "began_at_s": 300.0, "active": 1}, T0_MS + 310_000))
-        out.append(line("alerts", {**alert_tags, "state": "cleared"}, {
-            "metric": "cadence_spm", "message": "Cadence back", "baseline": 176.0,
-            "current": 175.0, "began_at_s": 300.0, "active": 0}, T0_MS + 400_000))
-        out.append(line("pain", {"runner": run.runner, "run_id": run.run_id},
-                        {"score": 1, "location": "calf"}, T0_MS + 900_000))
+        out.append(Alert("cadence_low", "info", "cadence_spm", 176.0, 169.0, 300.0, 310.0,
+                         "raised", "Cadence low"))
+        out.append(Alert("cadence_low", "info", "cadence_spm", 176.0, 175.0, 300.0, 400.0,
+                         "cleared", "Cadence back"))
+        out.append(PainReport(t_s=900.0, score=1, location="calf"))
     return out
+
+
+def n_steps(run: SimRun) -> int:
+    return sum(isinstance(e, Step) for e in run_events(run))
 
 
 STEADY = SimRun("ana", "ana-run-1", 0.0)
 FATIGUED = SimRun("ben", "ben-run-1", 1.0, offline_last_s=180.0)
 
 
-def write_lines(url: str, db: str, lines: list[str]) -> None:
-    """POST line protocol to InfluxDB 1.x ``/write`` with ms precision."""
-    for k in range(0, len(lines), 5000):
-        body = "\n".join(lines[k:k + 5000]).encode()
-        q = urllib.parse.urlencode({"db": db, "precision": "ms"})
-        req = urllib.request.Request(f"{url}/write?{q}", data=body, method="POST")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.status == 204
+async def publish(run: SimRun, sink: Any) -> None:
+    """Send one run through a RunSink (MqttPublisher or LocalStore)."""
+    events = run_events(run)
+    steps = [e for e in events if isinstance(e, Step)]
+    for k in range(0, len(steps), 500):
+        await sink.publish_steps(steps[k:k + 500])
+    for e in events:
+        if isinstance(e, FormSummary):
+            await sink.publish_summary(e)
+        elif isinstance(e, Alert):
+            await sink.publish_alert(e)
+        elif isinstance(e, PainReport):
+            await sink.publish_pain(e)
+        elif isinstance(e, SensorHealth):
+            await sink.publish_health(e)
+
+
+async def _publish_all(broker_port: int, spool_dir: Path) -> None:
+    for run in (STEADY, FATIGUED):
+        async with MqttPublisher(BrokerConfig(port=broker_port), run.info,
+                                 epoch_offset_s=T0_MS / 1000,
+                                 spool_path=spool_dir / f"{run.runner}.sqlite") as pub:
+            await publish(run, pub)
+            assert await pub.flush(60)
+
+
+def _counts(server: InfluxDB1Server) -> dict[str, int]:
+    out = {}
+    for m in ("steps", "summary", "alerts", "pain", "health"):
+        try:
+            rows = server.query(f'SELECT count(*) FROM "{m}"', db=DB)
+        except (RuntimeError, OSError):
+            return {}
+        out[m] = max((int(v) for r in rows for k, v in r.items() if k.startswith("count")),
+                     default=0)
+    return out
+
+
+@contextlib.contextmanager
+def pipeline_influx(root: Path) -> Iterator[InfluxDB1Server]:
+    """InfluxDB 1.6 holding both runs, written by the real pipeline:
+    MqttPublisher -> mosquitto -> ``sensord ingest`` -> InfluxDB."""
+    for binary in (INFLUXD_BIN, MOSQUITTO_BIN):
+        if not Path(binary).exists():
+            pytest.skip(f"{binary} is not installed")
+    with running(InfluxDB1Server(root / "influx")) as server, \
+            running(MosquittoServer(root / "mqtt")) as broker:
+        assert isinstance(server, InfluxDB1Server)
+        server.create_database(DB)
+        ingest = IngestProcess(root / "ingest", [
+            "--broker", f"{broker.host}:{broker.port}", "--influx-url", server.url,
+            "--database", DB, "--linger-ms", "50"])
+        with running(ingest):
+            asyncio.run(_publish_all(broker.port, root))
+            want = {"steps": n_steps(STEADY) + n_steps(FATIGUED),
+                    "summary": 2 * int(DURATION_S / 5), "alerts": 3, "pain": 2}
+            wait_until(lambda: all(_counts(server).get(k) == v for k, v in want.items()),
+                       60, f"ingest to write {want}")
+        yield server
 
 
 @pytest.fixture(scope="module")
 def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1Server]:
-    """One InfluxDB 1.6 for the module, holding both simulated runs."""
-    if not Path(INFLUXD_BIN).exists():
-        pytest.skip("influxd is not installed")
-    server = InfluxDB1Server(tmp_path_factory.mktemp("influx-stack"))
-    server.start()
-    try:
-        server.create_database(DB)
-        write_lines(server.url, DB, run_lines(STEADY) + run_lines(FATIGUED))
+    """The pipeline-filled InfluxDB for this module."""
+    with pipeline_influx(tmp_path_factory.mktemp("stack-pipeline")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # --------------------------------------------------------------------------- Grafana

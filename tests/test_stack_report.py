@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from sensord.cli import main
-from tests.servers import INFLUXD_BIN, InfluxDB1Server
-from tests.test_stack_queries import DB, FATIGUED, STEADY, run_lines, write_lines
+from tests.servers import InfluxDB1Server
+from tests.test_stack_queries import DB, FATIGUED, STEADY, T0_MS, n_steps, pipeline_influx, publish
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -59,16 +59,9 @@ def report_html(recording: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture(scope="module")
 def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1Server]:
-    if not Path(INFLUXD_BIN).exists():
-        pytest.skip("influxd is not installed")
-    server = InfluxDB1Server(tmp_path_factory.mktemp("influx-report"))
-    server.start()
-    try:
-        server.create_database(DB)
-        write_lines(server.url, DB, run_lines(STEADY) + run_lines(FATIGUED))
+    """Both synthetic runs, through MqttPublisher -> mosquitto -> sensord ingest."""
+    with pipeline_influx(tmp_path_factory.mktemp("report-pipeline")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _plots(html: str) -> set[str]:
@@ -105,8 +98,46 @@ def test_report_from_influxdb(influx: InfluxDB1Server, tmp_path: Path) -> None:
     assert "2026-01-01 10:00 UTC" in html  # start time recovered from the points
     m = re.search(r"steps</span><b>(\d+)</b>", html)
     assert m is not None
-    assert int(m.group(1)) == len([ln for ln in run_lines(FATIGUED)
-                                   if ln.startswith("steps,")])
+    assert int(m.group(1)) == n_steps(FATIGUED)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local store (SQLite) holding the fatigued run, written through LocalStore."""
+    import asyncio
+
+    from sensord.sinks.local_store import LocalStore
+
+    path = tmp_path_factory.mktemp("store") / "runs.sqlite"
+
+    async def write() -> None:
+        for run in (STEADY, FATIGUED):
+            async with LocalStore(path, run.info, epoch_offset_s=T0_MS / 1000) as sink:
+                await publish(run, sink)
+
+    asyncio.run(write())
+    return path
+
+
+def test_report_from_local_store(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ben-store.html"
+    assert main(["report", FATIGUED.run_id, "--store", str(store), "-o", str(out)]) == 0
+    html = out.read_text()
+    assert _plots(html) >= PLOTS
+    assert "pelvic_drop_rising" in html
+    assert "5/10" in html
+    assert "2026-01-01 10:00 UTC" in html
+    m = re.search(r"steps</span><b>(\d+)</b>", html)
+    assert m is not None
+    assert int(m.group(1)) == n_steps(FATIGUED)
+
+
+def test_report_unknown_run_in_store_exits_2(store: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "nope", "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "'nope' is not in" in err
+    assert "ben-run-1" in err
 
 
 def test_report_unknown_run_exits_2(influx: InfluxDB1Server, tmp_path: Path,
@@ -142,6 +173,9 @@ def test_report_unreachable_influx_exits_2(capsys: pytest.CaptureFixture[str]) -
     (["report", "{rec}", "--pain", "soon=4"], "is not MM:SS"),
     (["report", "{rec}", "--pain", "1:00=eleven"], "pain score"),
     (["report", "{rec}", "--plan", "run forever"], "--plan"),
+    (["report", "r1", "--store", "/nonexistent/runs.sqlite"], "/nonexistent/runs.sqlite"),
+    (["report", "r1", "--store", "{rec}"], "is not a sensord local store"),
+    (["report", "r1", "--store", "x.sqlite", "--influx-url", "http://h:1"], "not both"),
     (["report", "r1", "--influx-url", "http://127.0.0.1:1", "--influx-token-file",
       "/nonexistent/token"], "cannot read --influx-token-file"),
 ])

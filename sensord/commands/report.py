@@ -1,7 +1,8 @@
 """``sensord report RUN``: a self-contained HTML report of one run.
 
-RUN is either a recording (CSV; the gait engine and coaching detectors run over it) or,
-with ``--influx-url``, a run id stored by ``sensord ingest``. The database token comes
+RUN is either a recording (CSV; the gait engine and coaching detectors run over it), or
+a run id: with ``--influx-url`` one stored by ``sensord ingest``, with ``--store`` one in
+a local store file. The database token comes
 from ``SENSORD_INFLUX_TOKEN`` or ``--influx-token-file`` (never a flag).
 """
 
@@ -20,9 +21,10 @@ HELP = "self-contained HTML report of a run"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``sensord report``."""
     a = parser.add_argument
-    a("run", metavar="RUN", help="recording CSV, or a run id with --influx-url")
+    a("run", metavar="RUN", help="recording CSV, or a run id with --influx-url / --store")
     a("-o", "--output", help="HTML file to write (default RUN_ID.html; '-' for stdout)")
     a("--influx-url", help="read the run from InfluxDB (1.x, or 2.x via DBRP) at this URL")
+    a("--store", type=Path, help="read the run from this local store (SQLite) file")
     a("--db", default="sensord", help="InfluxQL database (default sensord)")
     a("--influx-token-file", type=Path,
       help="file holding the database token or user:password (else $SENSORD_INFLUX_TOKEN)")
@@ -63,11 +65,22 @@ def _parse_pain_arg(text: str) -> tuple[float, str]:
 def run(args: argparse.Namespace) -> int:
     """Build the report and write it."""
     from sensord.report import build_report
-    from sensord.report.data import InfluxQL, from_influx, from_recording
+    from sensord.report.data import InfluxQL, from_influx, from_recording, from_store
 
-    if args.influx_url:
-        if args.pain:
-            raise InputError("--pain applies to recordings; stored runs carry their reports")
+    if args.influx_url and args.store:
+        raise InputError("give either --influx-url or --store, not both")
+    if (args.influx_url or args.store) and args.pain:
+        raise InputError("--pain applies to recordings; stored runs carry their reports")
+    if args.plan is not None:
+        from sensord.coaching.protocol import parse_plan
+
+        try:
+            parse_plan(args.plan)  # fail before the (slow) analysis
+        except ValueError as e:
+            raise InputError(f"--plan: {e}") from None
+    if args.store:
+        data = from_store(args.store, args.run)
+    elif args.influx_url:
         client = InfluxQL(args.influx_url, args.db, _token(args.influx_token_file))
         data = from_influx(client, args.run)
     else:
@@ -75,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise InputError(
                 f"{args.run}: no such recording; to report a stored run, add "
-                "--influx-url URL (and --db NAME)")
+                "--influx-url URL (and --db NAME) or --store FILE")
         from sensord.coaching.pain import parse_pain
 
         pain = [parse_pain(what, t) for t, what in map(_parse_pain_arg, args.pain)]

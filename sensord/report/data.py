@@ -342,3 +342,25 @@ def from_influx(client: InfluxQL, run_id: str) -> RunData:
     return RunData(info=data.info, steps=data.steps, summaries=data.summaries,
                    alerts=data.alerts, pain=data.pain, health=data.health, bouts=data.bouts,
                    source=data.source, started_at_ms=t0_ms)
+
+
+def from_store(path: str | Path, run_id: str) -> RunData:
+    """Read one run from a local store (``sensord run --store``, SQLite).
+
+    Raises
+    ------
+    InputError
+        The file is missing or not a store.
+    ServiceError
+        The run is not in the store (the message lists the runs that are).
+    """
+    from sensord.sinks.local_store import load_run
+
+    rec = load_run(path, run_id)
+    if not rec.steps:
+        raise ServiceError(f"run {run_id!r} in {path} has no steps to report")
+    data = from_events(rec.run, [*rec.steps, *rec.summaries, *rec.alerts, *rec.pain,
+                                 *rec.health], source=f"local store {Path(path).name}")
+    return RunData(info=data.info, steps=data.steps, summaries=data.summaries,
+                   alerts=data.alerts, pain=data.pain, health=data.health, bouts=data.bouts,
+                   source=data.source, started_at_ms=round(rec.epoch_offset_s * 1000))
