@@ -465,28 +465,28 @@ class _Run:
             self.first_strides_check(s.t_ic)
 
     def first_strides_check(self, t: float) -> None:
+        """Overstriding lands harder *and* brakes more: both medians of the first
+        strides must exceed ``first_strides_ratio`` x their settled medians (one metric
+        alone is too easily moved by a sensor or filter settling at the start)."""
         p = self.p
         assert self.t0 is not None
-        worst: tuple[float, str, float, float] | None = None
+        ratios: list[tuple[float, str, float, float]] = []
         for i, name in ((0, "impact_g"), (1, "braking_g")):
-            f = [v[i] for v in self.first if v[i] is not None]
-            g = [v[i] for v in self.settled if v[i] is not None]
+            f = [x for x in (v[i] for v in self.first) if x is not None]
+            g = [x for x in (v[i] for v in self.settled) if x is not None]
             if len(f) < max(3, p.first_strides // 2) or len(g) < 10:
                 continue
-            fm, gm = median(f), median(g)  # type: ignore[type-var]
-            if gm is None or fm is None or gm <= 0:
-                continue
-            ratio = float(fm) / float(gm)
-            if ratio >= p.first_strides_ratio and (worst is None or ratio > worst[0]):
-                worst = (ratio, name, float(gm), float(fm))
+            fm, gm = median(f), median(g)
+            if gm > 0:
+                ratios.append((fm / gm, name, gm, fm))
         self.first, self.settled = [], []
-        if worst is None:
+        if not ratios or min(r[0] for r in ratios) < p.first_strides_ratio:
             return
-        ratio, name, base, cur = worst
-        what = "impact" if name == "impact_g" else "braking"
+        ratio, name, base, cur = max(ratios)
+        what = " and ".join("impact" if r[1] == "impact_g" else "braking" for r in ratios)
         self.out.append(Alert(
             "first_strides_long", "info", name, base, cur, self.t0, t, "raised",
-            f"First strides long ({what} {100 * (ratio - 1):.0f}% above your settled "
+            f"First strides long ({what} up to {100 * (ratio - 1):.0f}% above your settled "
             "running): shorten them next start",
         ))
 
