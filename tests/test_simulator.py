@@ -79,6 +79,23 @@ def _planned(res_params: SimParams, seed: int, n: int) -> list[sim._Step]:
     return [planner.next() for _ in range(n)]
 
 
+@pytest.mark.parametrize(("cadence", "gct", "impact", "vo"), [
+    (130.0, 120.0, 0.0, 2.0), (230.0, 120.0, 3.0, -2.0), (150.0, 380.0, 3.0, 2.0),
+])
+def test_ground_only_pushes_even_at_extremes(cadence: float, gct: float, impact: float,
+                                             vo: float) -> None:
+    fat = FatigueProfile(onset_s=0.0, ramp_s=1.0, vertical_oscillation_cm=vo)
+    p = replace(FLAT, duration_s=30.0, rate_hz=500.0, cadence_spm=cadence, gct_ms=gct,
+                impact_g=impact, variability_cv_pct=10.0, fatigue=fat)
+    assert simulate(p, seed=0).samples.acc_mps2[:, 2].min() >= -1e-9
+    planner = sim._Planner(p, sim._sub_rng(0, 1))
+    heights = []
+    for _ in range(2000):
+        planner.next()
+        heights.append(planner.z)
+    assert np.abs(heights).max() < 0.05  # landing height never drifts away
+
+
 def test_gravity_at_foot_flat() -> None:
     res = simulate(replace(QUIET, placement="foot", duration_s=20.0, rate_hz=500.0), seed=4)
     for st in res.truth[2:6]:

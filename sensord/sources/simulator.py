@@ -96,7 +96,7 @@ IMPACT_WINDOW_S = 0.030
 #: Reference walking speed for the walking model, m/s.
 WALK_REF_SPEED_MPS = 1.4
 #: Maximum forward acceleration when the pace changes, m/s².
-MAX_ACCEL_MPS2 = 0.3
+MAX_ACCEL_MPS2 = 0.5
 #: Steps are planned this far before t = 0 (so t = 0 falls mid-gait) and ahead of a block.
 _LOOKAHEAD_S = 4.0
 _NOISE_CHUNK = 8192
@@ -524,27 +524,39 @@ def _z_run(s: FloatArray, a: dict[str, Any]) -> FloatArray:
     return np.asarray(np.where(s < Tc, z, z_to + v_to * sf - G * sf**2 / 2), dtype=np.float64)
 
 
-def _solve_run(T: float, Tc: float, v_land: float, ia: float, vo_extra_m: float
-               ) -> tuple[float, float, float]:
+def _solve_run(T: float, Tc: float, v_land: float, ia: float, vo_extra_m: float,
+               z_to_target_m: float = 0.0) -> tuple[float, float, float, float]:
     """Half-sine, skew and shape amplitudes ``(P, Q, R)`` of one running stance.
 
-    Conditions: take-off velocity ``g T_f / 2`` (apex at mid-flight) and take-off height
-    equal to the landing height; ``R`` then adds ``vo_extra_m`` of oscillation.
+    Conditions: take-off velocity ``g T_f / 2`` (apex at mid-flight: momentum balance)
+    and take-off height ``z_to_target_m`` above the landing height (0 in steady running;
+    the planner uses it to undo earlier drift). ``|Q| <= P/2`` keeps the force >= 0
+    (the ground only pushes); where that binds, the height condition is given up for
+    this step and the returned take-off height says by how much. ``R`` then adds
+    ``vo_extra_m`` of oscillation.
+
+    Returns
+    -------
+    P, Q, R, z_to
+        Amplitudes (m/s²) and the resulting take-off height relative to landing (m).
     """
     Tf = T - Tc
     tau = min(IMPACT_TAU_S, Tc / 3.0)
     v_to = G * Tf / 2.0
     imp_i = ia * tau / 2.0
     P = (v_to - v_land + G * Tc - imp_i) * math.pi / (2.0 * Tc)
-    # z_TO = v_land Tc + ∫0^Tc (Tc - s) f ds - g Tc²/2 must be 0;
+    # z_TO = v_land Tc + ∫0^Tc (Tc - s) f ds - g Tc²/2;
     # ∫ (Tc - s) I sin²(πs/τ) ds = I (Tc τ/2 - τ²/4), ∫ (Tc - s) sin(πs/Tc) ds = Tc²/π,
     # ∫ (Tc - s) sin(2πs/Tc) ds = Tc²/(2π)
     mom_i = ia * (Tc * tau / 2.0 - tau**2 / 4.0)
-    Q = -(2.0 * math.pi / Tc**2) * (v_land * Tc + mom_i + P * Tc**2 / math.pi - G * Tc**2 / 2.0)
+    z_wo_q = v_land * Tc + mom_i + P * Tc**2 / math.pi - G * Tc**2 / 2.0
+    Q = (z_to_target_m - z_wo_q) * 2.0 * math.pi / Tc**2
+    Q = min(max(Q, -0.5 * P), 0.5 * P)
+    z_to = z_wo_q + Q * Tc**2 / (2.0 * math.pi)
     R = 0.0
     if vo_extra_m != 0.0:
         R = _solve_shape(T, Tc, v_land, ia, P, Q, vo_extra_m)
-    return P, Q, R
+    return P, Q, R, z_to
 
 
 def _solve_shape(T: float, Tc: float, v_land: float, ia: float, P: float, Q: float,
@@ -562,7 +574,17 @@ def _solve_shape(T: float, Tc: float, v_land: float, ia: float, P: float, Q: flo
         if abs(zr[k]) < 1e-12:
             break
         R += (target - float(z[k])) / float(zr[k])
-    return float(min(max(R, -3.0 * P), 3.0 * P))
+    # the ground can only push: cap R where the stance force would turn negative
+    x = np.pi * s / Tc
+    tau = min(IMPACT_TAU_S, Tc / 3.0)
+    f0 = (ia * np.where(s < tau, np.sin(np.pi * np.minimum(s, tau) / tau) ** 2, 0.0)
+          + P * np.sin(x) + Q * np.sin(2 * x))
+    h = (np.cos(4 * x) - np.cos(2 * x)) / 8.0
+    lim = h < -1e-9 if R > 0 else h > 1e-9
+    if lim.any():
+        r_max = float(np.min(np.maximum(f0[lim], 0.0) / np.abs(h[lim])))
+        R = math.copysign(min(abs(R), 0.98 * r_max), R)
+    return float(R)
 
 
 class _Planner:
@@ -583,6 +605,7 @@ class _Planner:
         self.x = 0.0
         self.v_end: float | None = None
         self.t_prev = t0
+        self.z = 0.0  # centre-of-mass height at the next IC relative to nominal, m
 
     def _segment(self, t: float) -> Segment:
         for seg, end in zip(self.plan, self.seg_end_s, strict=True):
@@ -628,6 +651,7 @@ class _Planner:
                          math.radians(0.7 * p.yaw_deg), math.radians(p.tilt_deg), v_land,
                          self.x, self.t_prev)
             self.v_end = v_land
+            self.z = 0.0  # walking: the pendulum model is periodic about its own mean
         else:
             Tc = p.gct_ms / 1000.0 * (v / p.speed_mps) ** -0.6 * (1.0 + 0.008 * grade)
             Tc *= (1.0 + fat * fp.gct_pct / 100.0) * side_k * (1.0 + cv * float(e2))
@@ -636,7 +660,9 @@ class _Planner:
             B = max(0.0, (0.10 + 0.07 * v) * G * (1.0 - 0.02 * grade))
             Tf = T - Tc
             v_land = -G * Tf / 2.0 if self.v_end is None else self.v_end
-            P, Q, R = _solve_run(T, Tc, v_land, ia, fat * fp.vertical_oscillation_cm / 100.0)
+            P, Q, R, z_to = _solve_run(T, Tc, v_land, ia, fat * fp.vertical_oscillation_cm / 100.0,
+                                       -self.z)
+            self.z += z_to  # the flight lands at the take-off height
             step = _Step(t, T, Tc, sigma, False, v, fat, grade, ia, P, Q, R, B, dv, 0.15,
                          math.radians(drop_deg), math.radians(p.yaw_deg),
                          math.radians(p.tilt_deg), v_land, self.x, self.t_prev)
