@@ -290,3 +290,22 @@ def test_dashboard_follows_grafana_model(board: dict[str, Any]) -> None:
                 assert var in variables or var in {"timeFilter", "__interval"}, var
         assert "defaults" in p["fieldConfig"]
         assert "overrides" in p["fieldConfig"]
+
+
+@needs_compose
+def test_mosquitto_container_listens_beyond_its_loopback(tmp_path: Path) -> None:
+    """The compose command rewrites the host-install listener for the container."""
+    r = _compose(_env_file(tmp_path), "config")
+    assert r.returncode == 0, r.stderr
+    command = yaml.safe_load(r.stdout)["services"]["mosquitto"]["command"]
+    script = command[2].replace("$$", "$")
+    script = script.replace("/mosquitto/config", str(ROOT / "configs" / "mosquitto"))
+    script = script.replace("/tmp/mosquitto.conf", str(tmp_path / "m.conf"))
+    script = script.split("&& exec")[0]
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+    listeners = [ln for ln in (tmp_path / "m.conf").read_text().splitlines()
+                 if ln.startswith("listener ")]
+    assert "listener 1883" in listeners
+    assert "listener 1883 127.0.0.1" not in listeners
+    for key in ("allow_anonymous false", "password_file", "acl_file"):
+        assert key in (tmp_path / "m.conf").read_text()
