@@ -80,7 +80,7 @@ def _planned(res_params: SimParams, seed: int, n: int) -> list[sim._Step]:
 
 
 @pytest.mark.parametrize(("cadence", "gct", "impact", "vo"), [
-    (130.0, 120.0, 0.0, 2.0), (230.0, 120.0, 3.0, -2.0), (150.0, 380.0, 3.0, 2.0),
+    (130.0, 120.0, 0.0, 2.0), (230.0, 120.0, 3.0, -2.0), (150.0, 330.0, 3.0, 2.0),
 ])
 def test_ground_only_pushes_even_at_extremes(cadence: float, gct: float, impact: float,
                                              vo: float) -> None:
