@@ -145,6 +145,10 @@ class FootParams:
     acc_tc_window_s
         Accelerometer only: the toe-off is the steepest fall of ``|a|`` within this
         window after the fall first passes its threshold.
+    heel_drop_s
+        Running: the impact is searched from this long before the end of the swing
+        lobe (a forefoot strike's heel drop keeps the foot rotating toes up after
+        touch-down).
     timing
         Cadence / stride bookkeeping (two steps per contact of one foot).
     """
@@ -170,10 +174,11 @@ class FootParams:
     max_gct_s: float = 1.5
     min_swing_s: float = 0.1
     max_swing_s: float = 1.5
-    impact_window_s: float = 0.1
+    impact_window_s: float = 0.08
     impact_frac: float = 0.5
     max_ic_lead_s: float = 0.06
     run_duty_factor: float = 0.5
+    heel_drop_s: float = 0.1
     still_window_s: float = 0.04
     still_tol_g: float = 0.1
     acc_impact_search_s: float = 0.3
@@ -588,14 +593,17 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
     lobe = p[max(w.swing_start, b) - b:z - b]
     k = int(np.argmax(lobe))
     peak = float(lobe[k])
-    # the impact is searched from where the swing rotation has slowed to half its
-    # peak: a knock in mid-swing is not a contact
+    # walking: the impact is searched from where the swing rotation has slowed to
+    # half its peak (a knock in mid-swing is not a contact)
     late = np.flatnonzero(lobe[k:] < 0.5 * peak)
     late_idx = max(w.swing_start, b) + k + (int(late[0]) if late.shape[0] else 0)
     zc = z - 1 + _zero_cross(float(p[z - 1 - b]), float(p[z - b]))
+    running = w.duty is not None and w.duty < prm.run_duty_factor
+    if running:
+        # a forefoot landing keeps p > 0 through the heel drop: look back over it
+        late_idx = max(b, w.swing_start, z - w.n(prm.heel_drop_s))
     onset = _impact_onset(w, late_idx, z + w.n(prm.impact_window_s))
     ic = zc
-    running = w.duty is not None and w.duty < prm.run_duty_factor
     if onset is not None and (running or onset < zc
                               or zc < onset - prm.max_ic_lead_s * w.rate):
         ic = onset
@@ -611,7 +619,8 @@ def _impact_onset(w: _Work, a: int, b: int) -> float | None:
     if j.shape[0] < 2:
         return None
     above = np.flatnonzero(j >= w.params.impact_frac * float(j.max()))
-    return float(a + int(above[0]))
+    # jerk sample k is the change from sample k - 1 to k: its midpoint
+    return float(a + int(above[0])) - 0.5
 
 
 def _toe_off_gyro(w: _Work, neg: int, onset: int) -> None:
@@ -700,6 +709,9 @@ def _detect_acc(w: _Work) -> None:
         limit = e + w.n(prm.acc_push_s)
         if limit_gct is not None:
             limit = min(limit, limit_gct)
+        if limit <= e:  # the stance outlasted max_gct_s: not a gait contact
+            w.reset_phase(e)
+            continue
         if end < limit:
             return
         seg = dn[e - b:limit - b]
