@@ -42,10 +42,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sensord.coaching.detectors import run_offline  # noqa: E402
-from sensord.coaching.params import CoachParams  # noqa: E402
-from sensord.coaching.synthetic import SynthFatigue, SynthRun, synth_steps  # noqa: E402
-from sensord.model import Alert, Step  # noqa: E402
+from sensord.coaching.detectors import run_offline
+from sensord.coaching.params import CoachParams
+from sensord.coaching.synthetic import SynthFatigue, SynthRun, synth_steps
+from sensord.model import Alert, Step
 
 DEGRADATION_KINDS = (
     "cadence_low", "gct_rising", "pelvic_drop_rising", "gct_balance_drift",
@@ -253,14 +253,16 @@ def evaluate_run(sc: Scenario, seed: int, source: str,
                      len(band), hours, base_t, tuple(a.kind for a in raised))
 
 
-def _job(args: tuple[Scenario, int, str]) -> RunResult:
+def _job(args: tuple[Scenario, int, str, CoachParams | None]) -> RunResult:
     return evaluate_run(*args)
 
 
 def run_bank(seeds: Sequence[int], source: str, jobs: int = 2,
              duration_scale: float = 1.0,
-             log: Callable[[str], None] | None = None) -> list[RunResult]:
-    work = [(sc, s, source) for sc in scenarios(duration_scale) for s in seeds]
+             log: Callable[[str], None] | None = None,
+             params: CoachParams | None = None, only: str | None = None) -> list[RunResult]:
+    work = [(sc, s, source, params) for sc in scenarios(duration_scale) for s in seeds
+            if only is None or only in sc.name]
     if jobs <= 1:
         return [_job(w) for w in work]
     with ProcessPoolExecutor(max_workers=jobs) as ex:
@@ -319,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=6, help="seeds per scenario (default 6)")
     ap.add_argument("--quick", action="store_true", help="2 seeds per scenario")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--pace-model", choices=("duty_factor", "none"), default="duty_factor",
+                    help="CoachParams.pace_model (none = raw values against the baseline)")
+    ap.add_argument("--only", help="run only scenarios whose name contains this text")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     n = 2 if args.quick else args.seeds
@@ -326,9 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
              "truth": "FALLBACK: simulator truth steps + engine-like noise -> detectors",
              "synthetic": "FALLBACK: synthetic step generator -> detectors"}[args.source]
     t0 = time.time()
-    print(f"coaching evaluation: {label}; seeds 1..{n}; defaults of CoachParams")
+    params = CoachParams(pace_model=args.pace_model)
+    print(f"coaching evaluation: {label}; seeds 1..{n}; CoachParams defaults, "
+          f"pace_model={args.pace_model}")
     res = run_bank(range(1, n + 1), args.source, args.jobs,
-                   log=print if args.verbose else None)
+                   log=print if args.verbose else None, params=params, only=args.only)
     print(table(res))
     print(f"({time.time() - t0:.0f} s)")
     return 0
