@@ -140,6 +140,37 @@ def test_report_unknown_run_in_store_exits_2(store: Path,
     assert "ben-run-1" in err
 
 
+def test_report_from_sensord_run_jsonl_store(tmp_path: Path) -> None:
+    from sensord.runtime import JsonlStore
+    from tests.test_stack_queries import run_events
+
+    store = JsonlStore(tmp_path / "runs", FATIGUED.info)
+    for e in run_events(FATIGUED):
+        store.add(e)  # type: ignore[arg-type]
+    store.close()
+    out = tmp_path / "from-dir.html"
+    assert main(["report", FATIGUED.run_id, "--store", str(tmp_path / "runs"),
+                 "-o", str(out)]) == 0
+    html = out.read_text()
+    assert _plots(html) >= PLOTS
+    assert "5/10" in html
+    assert "pelvic_drop_rising" in html
+    out2 = tmp_path / "from-file.html"
+    assert main(["report", str(store.path), "-o", str(out2)]) == 0
+    assert _plots(out2.read_text()) >= PLOTS
+
+
+def test_report_unknown_run_in_jsonl_store_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "r-1.jsonl").write_text('{"record":"run"}\n')
+    assert main(["report", "nope", "--store", str(tmp_path / "runs")]) == 2
+    assert "runs there: r-1" in capsys.readouterr().err
+    assert main(["report", "r-1", "--store", str(tmp_path / "runs")]) == 2
+    assert "r-1.jsonl:1: not a sensord run record" in capsys.readouterr().err
+
+
 def test_report_unknown_run_exits_2(influx: InfluxDB1Server, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["report", "no-such-run", "--influx-url", influx.url, "--db", DB,

@@ -1,8 +1,9 @@
 """``sensord report RUN``: a self-contained HTML report of one run.
 
-RUN is either a recording (CSV; the gait engine and coaching detectors run over it), or
-a run id: with ``--influx-url`` one stored by ``sensord ingest``, with ``--store`` one in
-a local store file. The database token comes
+RUN is either a recording (CSV; the gait engine and coaching detectors run over it), the
+``<run_id>.jsonl`` file ``sensord run`` keeps, or a run id: with ``--influx-url`` one
+stored by ``sensord ingest``, with ``--store`` one in a local store (a SQLite store file,
+or the ``sensord run --store`` directory). The database token comes
 from ``SENSORD_INFLUX_TOKEN`` or ``--influx-token-file`` (never a flag).
 """
 
@@ -13,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from sensord.errors import InputError
+from sensord.errors import InputError, ServiceError
 
 HELP = "self-contained HTML report of a run"
 
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("run", metavar="RUN", help="recording CSV, or a run id with --influx-url / --store")
     a("-o", "--output", help="HTML file to write (default RUN_ID.html; '-' for stdout)")
     a("--influx-url", help="read the run from InfluxDB (1.x, or 2.x via DBRP) at this URL")
-    a("--store", type=Path, help="read the run from this local store (SQLite) file")
+    a("--store", type=Path,
+      help="read the run from a local store: SQLite file, or sensord run's directory")
     a("--db", default="sensord", help="InfluxQL database (default sensord)")
     a("--influx-token-file", type=Path,
       help="file holding the database token or user:password (else $SENSORD_INFLUX_TOKEN)")
@@ -65,7 +67,13 @@ def _parse_pain_arg(text: str) -> tuple[float, str]:
 def run(args: argparse.Namespace) -> int:
     """Build the report and write it."""
     from sensord.report import build_report
-    from sensord.report.data import InfluxQL, from_influx, from_recording, from_store
+    from sensord.report.data import (
+        InfluxQL,
+        from_influx,
+        from_jsonl,
+        from_recording,
+        from_store,
+    )
 
     if args.influx_url and args.store:
         raise InputError("give either --influx-url or --store, not both")
@@ -78,21 +86,31 @@ def run(args: argparse.Namespace) -> int:
             parse_plan(args.plan)  # fail before the (slow) analysis
         except ValueError as e:
             raise InputError(f"--plan: {e}") from None
-    if args.store:
+    if args.store and Path(args.store).is_dir():
+        run_file = Path(args.store) / f"{args.run}.jsonl"
+        if not run_file.is_file():
+            known = sorted(p.stem for p in Path(args.store).glob("*.jsonl"))[-10:]
+            raise ServiceError(f"run {args.run!r} is not in {args.store}; runs there: "
+                               f"{', '.join(known) or 'none'}")
+        data = from_jsonl(run_file)
+    elif args.store:
         data = from_store(args.store, args.run)
     elif args.influx_url:
         client = InfluxQL(args.influx_url, args.db, _token(args.influx_token_file))
         data = from_influx(client, args.run)
     else:
         path = Path(args.run)
-        if not path.is_file():
+        if path.suffix == ".jsonl" and path.is_file():
+            data = from_jsonl(path)
+        elif not path.is_file():
             raise InputError(
                 f"{args.run}: no such recording; to report a stored run, add "
                 "--influx-url URL (and --db NAME) or --store FILE")
-        from sensord.coaching.pain import parse_pain
+        else:
+            from sensord.coaching.pain import parse_pain
 
-        pain = [parse_pain(what, t) for t, what in map(_parse_pain_arg, args.pain)]
-        data = from_recording(path, pain=pain, runner=args.runner)
+            pain = [parse_pain(what, t) for t, what in map(_parse_pain_arg, args.pain)]
+            data = from_recording(path, pain=pain, runner=args.runner)
     html = build_report(data, plan_text=args.plan)
     out = args.output or f"{data.info.run_id}.html"
     if out == "-":

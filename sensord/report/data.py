@@ -364,3 +364,52 @@ def from_store(path: str | Path, run_id: str) -> RunData:
     return RunData(info=data.info, steps=data.steps, summaries=data.summaries,
                    alerts=data.alerts, pain=data.pain, health=data.health, bouts=data.bouts,
                    source=data.source, started_at_ms=round(rec.epoch_offset_s * 1000))
+
+
+_JSONL_TYPES: dict[str, type[Any]] = {
+    "step": Step, "alert": Alert, "formsummary": FormSummary, "sensorhealth": SensorHealth,
+    "painreport": PainReport,
+}
+
+
+def _known(cls: type[Any], d: dict[str, Any]) -> dict[str, Any]:
+    names = set(cls.field_names())
+    return {k: v for k, v in d.items() if k in names}
+
+
+def from_jsonl(path: str | Path) -> RunData:
+    """Read a run from the JSON Lines store of ``sensord run`` (``<dir>/<run_id>.jsonl``).
+
+    Raises
+    ------
+    InputError
+        Missing file, or a line that is not a valid record (file and line named).
+    """
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such run file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: cannot read ({e})") from None
+    info: RunInfo | None = None
+    events: list[object] = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            kind = doc.pop("record")
+            if kind == "run":
+                info = RunInfo(**_known(RunInfo, doc))
+            elif kind in _JSONL_TYPES:
+                cls = _JSONL_TYPES[kind]
+                events.append(cls.from_dict(doc) if cls is Step else cls(**_known(cls, doc)))
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise InputError(f"{p}:{n}: not a sensord run record ({e}); pass the .jsonl "
+                             "file `sensord run` wrote") from None
+    if info is None:
+        raise InputError(f"{p}: no 'run' record; pass the .jsonl file `sensord run` wrote")
+    if not any(isinstance(e, Step) for e in events):
+        raise InputError(f"{p}: the run has no steps to report")
+    return from_events(info, events, source=f"run file {p.name}")
