@@ -96,8 +96,10 @@ def test_ground_only_pushes_even_at_extremes(cadence: float, gct: float, impact:
     assert np.abs(heights).max() < 0.05  # landing height never drifts away
 
 
-def test_gravity_at_foot_flat() -> None:
-    res = simulate(replace(QUIET, placement="foot", duration_s=20.0, rate_hz=500.0), seed=4)
+@pytest.mark.parametrize("strike", ["rear", "mid", "fore"])
+def test_gravity_at_foot_flat(strike: sim.FootStrike) -> None:
+    res = simulate(replace(QUIET, placement="foot", duration_s=20.0, rate_hz=500.0,
+                           foot_strike=strike), seed=4)
     for st in res.truth[2:6]:
         # foot-flat is between 30 % and 50 % of stance
         a = _window(res.samples, st.t_ic + 0.32 * st.gct_ms / 1000, st.t_ic + 0.48 * st.gct_ms
@@ -110,16 +112,37 @@ def test_gravity_at_foot_flat() -> None:
     assert 300.0 < np.abs(gyr[:, 1]).max() < 1500.0  # swing pitch rate, deg/s
 
 
-def test_foot_world_mean_force_is_g() -> None:
-    p = replace(QUIET, placement="foot", duration_s=20.0, rate_hz=1000.0)
+@pytest.mark.parametrize("strike", ["rear", "fore"])
+def test_foot_world_mean_force_is_g(strike: sim.FootStrike) -> None:
+    p = replace(QUIET, placement="foot", duration_s=20.0, rate_hz=1000.0, foot_strike=strike)
     s = sim._Simulator(p, 0)
     s._steps_until(30.0)
-    strides = sim._foot_strides(s.steps, 1.0, 1.0)
+    strides = sim._foot_strides(s.steps, 1.0, 1.0, strike)
     arr = sim._arrays_foot(strides)
     t = np.arange(strides[3].t_ic, strides[13].t_ic, 0.0002)
     _, _, world = sim._foot_signals(t, arr)
     assert abs(world[:, 2].mean() - G) < 0.02 * G
     assert abs(world[:, 0].mean()) < 0.02 * G
+
+
+def cases_strikes() -> tuple[sim.FootStrike, ...]:
+    return ("rear", "fore")
+
+
+def test_foot_strike_pattern_shows_in_pitch_at_contact() -> None:
+    cases: tuple[tuple[sim.FootStrike, float], ...] = (("rear", -1.0), ("fore", 1.0))
+    for strike, sign in cases:
+        p = replace(QUIET, placement="foot", duration_s=10.0, foot_strike=strike)
+        s = sim._Simulator(p, 0)
+        s._steps_until(12.0)
+        arr = sim._arrays_foot(sim._foot_strides(s.steps, 1.0, 1.0, strike))
+        t_ic = arr["t_ic"][3:6]
+        _, _, th = sim._foot_pose(t_ic, arr)
+        assert np.all(np.sign(th) == sign)
+    pelvis = {k: simulate(replace(QUIET, duration_s=10.0, foot_strike=k), seed=0).truth
+              for k in cases_strikes()}
+    assert np.mean([t.impact_g for t in pelvis["fore"]]) < np.mean(
+        [t.impact_g for t in pelvis["rear"]])
 
 
 def test_pelvis_gyro_consistent_with_orientation() -> None:
@@ -151,6 +174,8 @@ def test_lever_arm_adds_rotational_acceleration_only() -> None:
     b = simulate(replace(p, lever_arm_cm=10.0), seed=1)
     diff = b.samples.acc_mps2 - a.samples.acc_mps2
     assert 0.2 < np.abs(diff).max() < 30.0
+    assert a.samples.gyr_dps is not None
+    assert b.samples.gyr_dps is not None
     assert np.array_equal(a.samples.gyr_dps, b.samples.gyr_dps)
     # the rotation is periodic: over whole steps the tangential part averages out and the
     # centripetal part is small (ω² r)

@@ -65,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="foot placement: left (default) or right shoe")
     for flag, _, help_ in _FLOAT_FLAGS:
         parser.add_argument(flag, type=float, default=None, help=help_)
+    parser.add_argument("--foot-strike", default="rear",
+                        help="rear (default), mid or fore: landing pitch and impact transient")
     parser.add_argument("--mount", default="none",
                         help="sensor mounting rotation: none, random or 'rx,ry,rz' degrees")
     parser.add_argument("--segments", default=None,
@@ -117,6 +119,7 @@ def _params(args: argparse.Namespace) -> object:
         fat = FatigueProfile(**base)
     return SimParams(
         placement=args.placement, sensor_side=args.sensor_side, mount=args.mount,
+        foot_strike=args.foot_strike,
         gyro=not args.no_gyro, fatigue=fat, **kw,  # type: ignore[arg-type]
     )
 

@@ -39,12 +39,14 @@ Pelvis (sacrum)
     the next contact [4]_. Yaw ``±yaw_deg``: the stance side comes forward early in
     stance (yaw rate about +z negative early in a left stance), then the swing side
     comes forward through late stance. Tilt: a small oscillation at step frequency.
+    The heel-strike transient shrinks for mid- and forefoot strikers.
     Sacral specific force ``= R_pelvisᵀ f_world`` (plus, optionally, the lever-arm terms
     of a sensor behind the pelvis centre); gyro = pelvis angular velocity in the pelvis
     frame.
 
 Foot (shoe)
-    Rigid foot rocking about the heel (heel strike, dorsiflexed), foot-flat (stationary),
+    Rigid foot rocking about the heel (heel strike, dorsiflexed; or about the toe for a
+    forefoot strike, plantarflexed), foot-flat (stationary),
     rocking about the toe (heel-off to toe-off), then a free swing whose sensor path is
     a C²-continuous quintic Hermite curve plus a mid-swing lift, landing with a
     downward velocity that a critically damped shoe compression absorbs (the sharp
@@ -85,6 +87,10 @@ from sensord.model import GRAVITY_MPS2, FloatArray, Placement, SampleBlock, Side
 
 Mode = Literal["run", "walk"]
 MODES: tuple[str, ...] = get_args(Mode)
+FootStrike = Literal["rear", "mid", "fore"]
+FOOT_STRIKES: tuple[str, ...] = get_args(FootStrike)
+#: Heel-strike transient at the pelvis relative to a rearfoot strike.
+_STRIKE_IMPACT = {"rear": 1.0, "mid": 0.6, "fore": 0.3}
 
 SIMULATOR_VERSION = "1"
 
@@ -248,6 +254,7 @@ class SimParams:
     yaw_deg: float = 6.0
     tilt_deg: float = 2.0
     lever_arm_cm: float = 0.0
+    foot_strike: FootStrike = "rear"
     walk_cadence_spm: float = 110.0
     acc_noise_mps2: float = 0.05
     gyro_noise_dps: float = 0.5
@@ -283,6 +290,9 @@ class SimParams:
         _check(self.yaw_deg, 0.0, 15.0, "--yaw-deg", " deg")
         _check(self.tilt_deg, 0.0, 10.0, "--tilt-deg", " deg")
         _check(self.lever_arm_cm, 0.0, 25.0, "--lever-arm-cm", " cm")
+        if self.foot_strike not in FOOT_STRIKES:
+            raise InputError(f"--foot-strike: {self.foot_strike!r} is unknown; "
+                             "use rear, mid or fore")
         _check(self.walk_cadence_spm, 80.0, 140.0, "--walk-cadence-spm", " steps/min")
         _check(self.acc_noise_mps2, 0.0, 5.0, "--acc-noise-mps2", " m/s²")
         _check(self.gyro_noise_dps, 0.0, 50.0, "--gyro-noise-dps", " deg/s")
@@ -657,6 +667,7 @@ class _Planner:
             Tc *= (1.0 + fat * fp.gct_pct / 100.0) * side_k * (1.0 + cv * float(e2))
             Tc = float(np.clip(Tc, 0.08, 0.85 * T))
             ia = max(0.0, (p.impact_g + fat * fp.impact_g) * G * (1.0 - 0.02 * grade))
+            ia *= _STRIKE_IMPACT[p.foot_strike]
             B = max(0.0, (0.10 + 0.07 * v) * G * (1.0 - 0.02 * grade))
             Tf = T - Tc
             v_land = -G * Tf / 2.0 if self.v_end is None else self.v_end
@@ -817,8 +828,8 @@ class _FootStride:
     x_ic: float
     x_next: float
     walk: float
-    th_ic: float  # dorsiflexion at IC (positive number), rad
-    th_ic_next: float
+    th_land: float  # foot pitch at IC, rad (+ = toes down: forefoot strike)
+    th_land_next: float
     th_to: float  # plantarflexion at toe-off, rad
     th_max: float  # peak plantarflexion in swing, rad
     h_sw: float  # mid-swing lift of the sensor, m
@@ -829,21 +840,24 @@ class _FootStride:
     tau_imp: float
 
 
-def _foot_strides(steps: list[_Step], side_sigma: float, impact_scale: float) -> list[_FootStride]:
+def _foot_strides(steps: list[_Step], side_sigma: float, impact_scale: float,
+                  strike: FootStrike = "rear") -> list[_FootStride]:
     """Strides of the instrumented foot (from one of its ICs to the next)."""
     own = [s for s in steps if s.sigma == side_sigma]
 
     def land(s: _Step) -> tuple[float, float, float, float]:
         if s.walk:
-            return math.radians(18.0), 0.2, -0.3 * impact_scale, 0.015
+            return -math.radians(18.0), 0.2, -0.3 * impact_scale, 0.015
         dv = s.speed - 3.0
-        return (math.radians(14.0 + 2.0 * dv), 0.3 + 0.05 * dv,
-                -(0.6 + 0.1 * dv) * impact_scale, 0.008)
+        th = {"rear": -math.radians(14.0 + 2.0 * dv), "mid": -math.radians(3.0),
+              "fore": math.radians(10.0)}[strike]
+        k = {"rear": 1.0, "mid": 0.85, "fore": 0.7}[strike]
+        return th, 0.3 + 0.05 * dv, -(0.6 + 0.1 * dv) * impact_scale * k, 0.008
 
     out: list[_FootStride] = []
     for a, b in itertools.pairwise(own):
-        th_ic, vx, vz, tau = land(a)
-        th_ic_n, vx_n, vz_n, _ = land(b)
+        th_l, vx, vz, tau = land(a)
+        th_l_n, vx_n, vz_n, _ = land(b)
         if a.walk:
             th_to, th_max, h_sw = math.radians(35.0), math.radians(45.0), 0.10
         else:
@@ -852,7 +866,7 @@ def _foot_strides(steps: list[_Step], side_sigma: float, impact_scale: float) ->
             th_max = math.radians(65.0 + 8.0 * dv)
             h_sw = float(np.clip(0.15 + 0.04 * dv, 0.08, 0.25))
         out.append(_FootStride(a.t_ic, a.Tc, b.t_ic, a.x_ic + 0.3, b.x_ic + 0.3, float(a.walk),
-                               th_ic, th_ic_n, th_to, th_max, h_sw, vx, vz, vx_n, vz_n, tau))
+                               th_l, th_l_n, th_to, th_max, h_sw, vx, vz, vx_n, vz_n, tau))
     return out
 
 
@@ -870,11 +884,12 @@ def _foot_stance(s: FloatArray, g: dict[str, FloatArray]
     walk = g["walk"] > 0.5
     t_ff = np.where(walk, 0.15, 0.3) * Tc
     t_ho = np.where(walk, 0.55, 0.5) * Tc
-    th_heel = -g["th_ic"] * 0.5 * (1 + np.cos(np.pi * np.clip(s / t_ff, 0.0, 1.0)))
+    # landing rocker: about the heel (rear/mid strike) or the toe (forefoot strike)
+    th_heel = g["th_land"] * 0.5 * (1 + np.cos(np.pi * np.clip(s / t_ff, 0.0, 1.0)))
     w_to = np.clip((s - t_ho) / (Tc - t_ho), 0.0, 1.0)
     th_toe = g["th_to"] * (2 * w_to**3 - w_to**4)  # smooth heel-off, zero θ'' at toe-off
-    in_toe = s >= t_ho
-    th = np.where(s < t_ff, th_heel, np.where(in_toe, th_toe, 0.0))
+    in_toe = (s >= t_ho) | ((s < t_ff) & (g["th_land"] > 0.0))
+    th = np.where(s < t_ff, th_heel, np.where(s >= t_ho, th_toe, 0.0))
     # rigid foot: about the heel, flat, or about the toe (Ry(th) applied to the offset)
     vx = np.where(in_toe, _SENSOR_FROM_HEEL_M[0] - _FOOT_LEN_M, _SENSOR_FROM_HEEL_M[0])
     vz = _SENSOR_FROM_HEEL_M[2]
@@ -904,9 +919,10 @@ def _foot_swing(s: FloatArray, g: dict[str, FloatArray]
     a0x = -(c0 * qx + s0 * qz) * dth0**2
     a0z = -(-s0 * qx + c0 * qz) * dth0**2
     # landing state of the next stride, relative to this stride's heel
-    c1, s1 = np.cos(-g["th_ic_next"]), np.sin(-g["th_ic_next"])
-    rx, rz = _SENSOR_FROM_HEEL_M[0], _SENSOR_FROM_HEEL_M[2]
-    p1x = g["x_next"] - g["x_ic"] + c1 * rx + s1 * rz
+    c1, s1 = np.cos(g["th_land_next"]), np.sin(g["th_land_next"])
+    pivot = np.where(g["th_land_next"] > 0.0, _FOOT_LEN_M, 0.0)
+    rx, rz = _SENSOR_FROM_HEEL_M[0] - pivot, _SENSOR_FROM_HEEL_M[2]
+    p1x = g["x_next"] - g["x_ic"] + pivot + c1 * rx + s1 * rz
     p1z = -s1 * rx + c1 * rz
     Tw = g["t_next"] - g["t_ic"] - Tc
     w = np.clip((s - Tc) / Tw, 0.0, 1.0)
@@ -928,7 +944,7 @@ def _foot_swing(s: FloatArray, g: dict[str, FloatArray]
     th_a = ((2 * y**3 - 3 * y**2 + 1) * th0 + (y**3 - 2 * y**2 + y) * dth0 * Tw * wa
             + (-2 * y**3 + 3 * y**2) * g["th_max"])
     y2 = np.clip((w - wa) / (wb - wa), 0.0, 1.0)
-    th_b = g["th_max"] + (-g["th_ic_next"] - g["th_max"]) * 0.5 * (1 - np.cos(np.pi * y2))
+    th_b = g["th_max"] + (g["th_land_next"] - g["th_max"]) * 0.5 * (1 - np.cos(np.pi * y2))
     return px, pz, np.where(w < wa, th_a, th_b)
 
 
@@ -1060,7 +1076,8 @@ class _Simulator:
     def _foot_arrays(self) -> dict[str, FloatArray]:
         if self._farr is None or self._farr_n != (len(self.steps), self.steps[0].t_ic,
                                                     self.steps[-1].t_ic):
-            strides = _foot_strides(self.steps, self.side_sigma, self.impact_scale)
+            strides = _foot_strides(self.steps, self.side_sigma, self.impact_scale,
+                                    self.p.foot_strike)
             self._farr = _arrays_foot(strides)
             self._farr_n = (len(self.steps), self.steps[0].t_ic, self.steps[-1].t_ic)
         return self._farr
