@@ -317,3 +317,39 @@ def test_mosquitto_container_listens_beyond_its_loopback(tmp_path: Path) -> None
     assert "listener 1883 127.0.0.1" not in listeners
     for key in ("allow_anonymous false", "password_file", "acl_file"):
         assert key in (tmp_path / "m.conf").read_text()
+
+
+def _lost_keys(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    """Paths of keys (or values) of ``ours`` that did not survive in ``theirs``."""
+    if isinstance(ours, dict):
+        if not isinstance(theirs, dict):
+            return [f"{path}: not an object"]
+        return [p for k, v in ours.items()
+                for p in ([f"{path}.{k}"] if k not in theirs
+                          else _lost_keys(v, theirs[k], f"{path}.{k}"))]
+    if isinstance(ours, list):
+        if not isinstance(theirs, list) or len(ours) != len(theirs):
+            return [f"{path}: list changed"]
+        return [p for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+                for p in _lost_keys(a, b, f"{path}[{i}]")]
+    return [] if ours == theirs else [f"{path}: {ours!r} -> {theirs!r}"]
+
+
+@pytest.mark.parametrize("board", all_dashboards(), ids=lambda d: d["uid"])
+def test_dashboard_round_trips_through_grafanas_typed_model(board: dict[str, Any]) -> None:
+    """Grafana's own dashboard schema (grafana-foundation-sdk, the 11.6 build) keeps
+    every field we write, except the datasource-specific annotation target and the
+    variables' display-only ``definition`` (free-form in the schema)."""
+    sdk = pytest.importorskip("grafana_foundation_sdk.models.dashboard")
+    import json
+
+    def plain(o: Any) -> Any:
+        return o.to_json() if hasattr(o, "to_json") else str(o)
+
+    parsed = sdk.Dashboard.from_json(json.loads(json.dumps(board)))
+    back = json.loads(json.dumps(parsed.to_json(), default=plain))
+    lost = [p for p in _lost_keys(board, back)
+            if not re.match(r"^\.annotations\.list\[\d+\]\.target\.", p)
+            and not p.endswith(".definition")]
+    assert lost == []
+    assert len(back["panels"]) == len(board["panels"])

@@ -60,16 +60,11 @@ def _alerts_annotation(where: str) -> JSON:
 
 
 def _pain_annotation(where: str) -> JSON:
-    return {
-        **influx_annotation(
-            "Pain reports",
-            'SELECT "score", "location" FROM "pain" WHERE ' + where + " AND $timeFilter",
-            "purple",
-        ),
-        "titleColumn": "score",
-        "textColumn": "location",
-        "tagsColumn": "",
-    }
+    return influx_annotation(
+        "Pain reports",
+        'SELECT "score", "location" FROM "pain" WHERE ' + where + " AND $timeFilter",
+        "purple", title="score", text="location", tags="",
+    )
 
 
 def _metric_ts(title: str, field: str, unit: str, where: str, *, measurement: str = "steps",

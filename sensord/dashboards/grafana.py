@@ -188,7 +188,7 @@ def datasource_variable() -> JSON:
 
 def query_variable(name: str, label: str, query: str, *, multi: bool, include_all: bool) -> JSON:
     """A template variable filled from an InfluxQL ``SHOW TAG VALUES`` query."""
-    return {
+    var: JSON = {
         "name": name,
         "label": label,
         "type": "query",
@@ -199,12 +199,14 @@ def query_variable(name: str, label: str, query: str, *, multi: bool, include_al
         "sort": 1,
         "multi": multi,
         "includeAll": include_all,
-        "allValue": ".*" if include_all else None,
         "current": {},
         "options": [],
         "hide": 0,
         "regex": "",
     }
+    if include_all:
+        var["allValue"] = ".*"
+    return var
 
 
 def custom_variable(name: str, label: str, values: list[str], default: str) -> JSON:
@@ -222,18 +224,29 @@ def custom_variable(name: str, label: str, values: list[str], default: str) -> J
     }
 
 
-def influx_annotation(name: str, query: str, colour: str) -> JSON:
-    """An InfluxQL annotation source (``kind`` becomes the title, ``message`` the text)."""
+def influx_annotation(name: str, query: str, colour: str, *, title: str = "kind",
+                      text: str = "message", tags: str = "severity") -> JSON:
+    """An InfluxQL annotation source in the current model (the query in ``target``).
+
+    ``title`` / ``text`` / ``tags`` name the result columns Grafana shows.
+    """
     return {
         "name": name,
         "datasource": dict(DS_REF),
         "enable": True,
         "hide": False,
         "iconColor": colour,
-        "query": query,
-        "titleColumn": "kind",
-        "textColumn": "message",
-        "tagsColumn": "severity",
+        "target": {
+            "refId": "Anno",
+            "query": query,
+            "rawQuery": True,
+            "resultFormat": "table",
+            "fromAnnotations": True,
+            "titleColumn": title,
+            "textColumn": text,
+            "tagsColumn": tags,
+            "timeEndColumn": "",
+        },
     }
 
 
