@@ -8,6 +8,7 @@ give one line on stderr and exit status 2, never a traceback or the token.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,27 @@ def test_push_payloads_point_at_the_chosen_datasource() -> None:
     assert [c["name"] for c in cps] == ["sensord-webhook"]
     assert cps[0]["settings"]["url"] == "https://hooks.example/a"
     assert "${" not in str(cps)
+
+
+def test_push_payloads_round_trip_through_grafanas_alerting_model() -> None:
+    """The rule group, contact points and policy tree sent by ``push`` keep every field
+    through Grafana's typed alerting model (grafana-foundation-sdk, the 11.6 build)."""
+    al = pytest.importorskip("grafana_foundation_sdk.models.alerting")
+    import json
+
+    from sensord.dashboards.alerting import notification_policy, rule_group_api_object
+    from tests.test_stack_config import _lost_keys
+
+    def back(cls: Any, obj: dict[str, Any]) -> Any:
+        parsed = cls.from_json(json.loads(json.dumps(obj)))
+        return json.loads(json.dumps(parsed.to_json(), default=lambda o: o.to_json()))
+
+    group = rule_group_api_object("my-influx", "sensord")
+    assert _lost_keys(group, back(al.RuleGroup, group)) == []
+    assert {r["uid"] for r in group["rules"]} >= {"sensord-sensor-offline"}
+    assert all(r["data"][0]["datasourceUid"] == "my-influx" for r in group["rules"])
+    policy = notification_policy()
+    policy.pop("orgId")
+    assert _lost_keys(policy, back(al.NotificationPolicy, policy)) == []
+    for cp in _contact_points("https://hooks.example/a", "https://ntfy.example/t"):
+        assert _lost_keys(cp, back(al.ContactPoint, cp)) == []

@@ -170,10 +170,9 @@ def push(g: _Grafana, *, datasource_uid: str, folder_uid: str, webhook: str | No
     from sensord.dashboards.alerting import (
         FOLDER_TITLE,
         GROUP,
-        GROUP_INTERVAL_S,
         alert_rules,
         notification_policy,
-        rule_api_object,
+        rule_group_api_object,
     )
 
     api = g.api
@@ -198,8 +197,7 @@ def push(g: _Grafana, *, datasource_uid: str, folder_uid: str, webhook: str | No
                {"dashboard": d, "folderUid": folder_uid, "overwrite": True,
                 "message": "sensord grafana push"})
         done.append(f"dashboard {d['uid']} ({d['title']})")
-    group = {"title": GROUP, "interval": GROUP_INTERVAL_S,
-             "rules": [rule_api_object(r, datasource_uid, folder_uid) for r in alert_rules()]}
+    group = rule_group_api_object(datasource_uid, folder_uid)
     g.call("save alert rules", api.alertingprovisioning.update_rule_group,
            folder_uid, GROUP, group)
     done.append(f"alert rule group {GROUP}: {', '.join(r.uid for r in alert_rules())}")

@@ -202,6 +202,13 @@ def rule_api_object(rule: RuleSpec, datasource_uid: str, folder_uid: str) -> JSO
     return entry
 
 
+def rule_group_api_object(datasource_uid: str, folder_uid: str) -> JSON:
+    """The whole rule group as ``PUT /api/v1/provisioning/folder/{uid}/rule-groups/{group}``
+    expects it (interval in seconds)."""
+    return {"title": GROUP, "folderUid": folder_uid, "interval": GROUP_INTERVAL_S,
+            "rules": [rule_api_object(r, datasource_uid, folder_uid) for r in alert_rules()]}
+
+
 def contact_points() -> list[JSON]:
     """A generic webhook and an ntfy topic (URLs come from the environment)."""
     return [
