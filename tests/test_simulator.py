@@ -516,6 +516,16 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert all(json.loads(x)["side"] == "right" for x in lines)
 
 
+def test_cli_help_lists_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["simulate", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--out", "--truth", "--asymmetry-pct", "--fatigue-cadence-pct", "--mount",
+                 "--segments", "--no-gyro", "--foot-strike"):
+        assert flag in out
+
+
 def test_cli_accelerometer_only_and_truth_path(tmp_path: Path) -> None:
     out, truth = tmp_path / "a.csv", tmp_path / "x" / "t.jsonl"
     truth.parent.mkdir()

@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensor-side", default="left",
                         help="foot placement: left (default) or right shoe")
     for flag, _, help_ in _FLOAT_FLAGS:
-        parser.add_argument(flag, type=float, default=None, help=help_)
+        parser.add_argument(flag, type=float, default=None, help=help_.replace("%", "%%"))
     parser.add_argument("--foot-strike", default="rear",
                         help="rear (default), mid or fore: landing pitch and impact transient")
     parser.add_argument("--mount", default="none",
@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fatigue-ramp-s", type=float, default=None,
                         help="how long the degradation takes to reach its final deltas, s")
     for flag, _, help_ in _FATIGUE_FLAGS:
-        parser.add_argument(flag, type=float, default=None, help=help_)
+        parser.add_argument(flag, type=float, default=None, help=help_.replace("%", "%%"))
 
 
 def _params(args: argparse.Namespace) -> object:
