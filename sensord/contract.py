@@ -275,7 +275,35 @@ def _ts(d: dict[str, Any]) -> int:
     return ts
 
 
+_STEP_NUMBERS: Final = ("t_fc", *STEP_FLOAT_FIELDS)
+_isfinite = math.isfinite
+
+
 def _check_step(d: dict[str, Any]) -> dict[str, Any]:
+    # Fast path (the bridge's hot loop): exact type checks; on any doubt, the slow path
+    # below produces the precise reason.
+    if type(d) is dict:
+        ts, idx, side = d.get("ts_ms"), d.get("step_index"), d.get("side")
+        t_ic: Any = d.get("t_ic")
+        if (
+            type(ts) is int
+            and _TS_MIN_MS <= ts <= _TS_MAX_MS
+            and type(idx) is int
+            and idx >= 0
+            and type(t_ic) in (float, int)
+            and _isfinite(t_ic)
+            and (side is None or side in _SIDES)
+        ):
+            for k in _STEP_NUMBERS:
+                v = d.get(k)
+                if v is not None and (type(v) not in (float, int) or not _isfinite(v)):
+                    break
+            else:
+                return d
+    return _check_step_slow(d)
+
+
+def _check_step_slow(d: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise ContractError(f"a step must be a JSON object, got {type(d).__name__}")
     _ts(d)

@@ -177,7 +177,7 @@ class MosquittoServer(_Process):
             "persistence true",
             f"persistence_location {self.workdir}/",
             "persistence_file mosquitto.db",
-            "autosave_interval 1",
+            "autosave_interval 30",  # also saved on a graceful stop
             # Keep every QoS 1 message queued for an offline persistent session.
             "max_queued_messages 0",
             "max_inflight_messages 0",

@@ -71,6 +71,8 @@ class IngestConfig:
         ... or when the oldest buffered point has waited this long.
     backoff_initial_s, backoff_max_s
         Retry delays for database writes and broker reconnects (doubling, capped).
+    write_concurrency
+        Batches written at the same time (acknowledged in order).
     """
 
     client_id: str = "sensord-ingest"
@@ -82,6 +84,7 @@ class IngestConfig:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     stop_grace_s: float = 10.0
+    write_concurrency: int = 2
     filters: tuple[str, ...] = INGEST_FILTERS
 
 
@@ -315,11 +318,31 @@ class IngestBridge:
     # ------------------------------------------------------------------- writing
 
     async def _writer_loop(self) -> None:
+        """Start up to ``write_concurrency`` batch writes; acknowledge them in order."""
+        slots = asyncio.Semaphore(self._cfg.write_concurrency)
+        in_order: asyncio.Queue[tuple[asyncio.Task[None], list[_Item]]] = asyncio.Queue()
+        acker = asyncio.create_task(self._acker(in_order))
+        try:
+            while True:
+                batch = await self._flush_q.get()
+                await slots.acquire()
+                task = asyncio.create_task(self._write_batch(batch))
+                task.add_done_callback(lambda _t: slots.release())
+                in_order.put_nowait((task, batch))
+        finally:
+            acker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acker
+
+    async def _acker(self, in_order: asyncio.Queue[tuple[asyncio.Task[None], list[_Item]]]) -> None:
+        # MQTT wants PUBACKs in the order the PUBLISHes arrived: wait for batches in order.
         while True:
-            batch = await self._flush_q.get()
+            task, batch = await in_order.get()
             try:
-                await self._write_batch(batch)
+                await task
                 self._ack(batch)
+            except Exception:  # pragma: no cover - a bug; the broker will redeliver
+                log.exception("writing a batch failed unexpectedly")
             finally:
                 self._flush_q.task_done()
 

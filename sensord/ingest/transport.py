@@ -157,7 +157,9 @@ class InfluxV1Writer:
         token: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
-        self._poster = _HttpPoster(url, timeout_s)
+        self._url, self._timeout_s = url, timeout_s
+        _endpoint(url)
+        self._idle: list[_HttpPoster] = []  # keep-alive connections; one per concurrent write
         params = {"db": database, "precision": "ms"}
         if retention_policy:
             params["rp"] = retention_policy
@@ -169,14 +171,18 @@ class InfluxV1Writer:
                 self._headers["Authorization"] = f"Basic {cred}"
             else:
                 self._headers["Authorization"] = f"Token {token}"
-        self._lock = asyncio.Lock()
 
     async def write(self, body: bytes) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self._poster.post, self._path, body, self._headers)
+        poster = self._idle.pop() if self._idle else _HttpPoster(self._url, self._timeout_s)
+        try:
+            await asyncio.to_thread(poster.post, self._path, body, self._headers)
+        finally:
+            self._idle.append(poster)
 
     async def close(self) -> None:
-        self._poster.close()
+        for poster in self._idle:
+            poster.close()
+        self._idle.clear()
 
     def __repr__(self) -> str:  # never shows the token
         return f"InfluxV1Writer({self._path!r})"
@@ -216,7 +222,6 @@ class InfluxV2Writer:
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
         self._bucket = bucket
         self._org = org
-        self._lock = asyncio.Lock()
 
     def _write(self, body: bytes) -> None:
         from influxdb_client.domain.write_precision import WritePrecision
@@ -241,8 +246,7 @@ class InfluxV2Writer:
             raise WriteError(f"connection failed: {type(e).__name__}", retryable=True) from None
 
     async def write(self, body: bytes) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self._write, body)
+        await asyncio.to_thread(self._write, body)  # the client's urllib3 pool is thread-safe
 
     async def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
