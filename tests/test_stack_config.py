@@ -353,3 +353,18 @@ def test_dashboard_round_trips_through_grafanas_typed_model(board: dict[str, Any
             and not p.endswith(".definition")]
     assert lost == []
     assert len(back["panels"]) == len(board["panels"])
+
+
+def test_files_the_stack_mounts_exist_and_the_init_script_parses() -> None:
+    for rel in ("configs/mosquitto/mosquitto.conf", "configs/mosquitto/acl",
+                "configs/grafana/provisioning/datasources/sensord.yaml",
+                "configs/grafana/provisioning/dashboards/sensord.yaml",
+                "dashboards/sensord-team.json", "Dockerfile", "pyproject.toml"):
+        assert (ROOT / rel).is_file(), rel
+    init = ROOT / "configs/influxdb/init/10-sensord.sh"
+    assert os.access(init, os.X_OK)
+    subprocess.run(["sh", "-n", str(init)], check=True, timeout=30)
+    text = init.read_text()
+    assert "influx v1 dbrp create" in text
+    assert "--read-bucket" in text
+    assert "--write-bucket" in text
