@@ -74,6 +74,23 @@ def test_vertical_oscillation_is_plausible_and_no_drift() -> None:
         assert abs(z_to) < 1e-9
 
 
+def test_vertical_oscillation_truth_matches_double_integration() -> None:
+    p = replace(FLAT, rate_hz=1000.0, duration_s=20.0)
+    res = simulate(p, seed=2)
+    t, az = res.samples.t_s, res.samples.acc_mps2[:, 2] - G
+    steps = {round(s.t_ic, 9): s for s in _planned(p, seed=2, n=80)}
+    for tr in res.truth[5:10]:
+        st = steps[round(tr.t_ic, 9)]
+        m = (t > tr.t_ic) & (t < tr.t_ic + st.T)
+        tt = np.concatenate([[tr.t_ic], t[m]])  # the force is zero at IC: az = -g
+        a = np.concatenate([[-G], az[m]])
+        dt = np.diff(tt)
+        v = st.v_land + np.concatenate([[0.0], np.cumsum((a[1:] + a[:-1]) / 2 * dt)])
+        z = np.concatenate([[0.0], np.cumsum((v[1:] + v[:-1]) / 2 * dt)])
+        assert (z.max() - z.min()) * 100 == pytest.approx(tr.vertical_oscillation_cm, abs=0.05)
+        assert abs(z[-1]) < 0.002  # lands where it started
+
+
 def _planned(res_params: SimParams, seed: int, n: int) -> list[sim._Step]:
     planner = sim._Planner(res_params, sim._sub_rng(seed, 1))
     return [planner.next() for _ in range(n)]
