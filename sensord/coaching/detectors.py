@@ -16,9 +16,10 @@ a 10 k.
 Method
 ------
 1. **Blocks.** Running steps are grouped into blocks of ``block_s`` seconds on the
-   absolute run clock; each block gives means of cadence, GCT, pelvic drop per stance
-   side, L/R GCT balance, vertical oscillation, impact, the stride-time coefficient of
-   variation, and the pace proxy ``q = 100 ln(GCT / step time)`` (duty factor).
+   absolute run clock; each block gives medians (robust to a bad step at a gap) of
+   cadence, GCT, pelvic drop per stance side, L/R GCT balance, vertical oscillation and
+   impact, a robust stride-time coefficient of variation (1.4826 MAD / median), and the
+   pace proxy ``q = 100 ln(GCT / step time)`` (duty factor).
 2. **Baseline.** After ``warmup_s`` of run time, the blocks of the next
    ``baseline_window_s`` (running only, extended if the runner walks) give, per metric,
    a robust level (median) and scale (1.4826 x MAD, floored), after removing the pace
@@ -214,6 +215,21 @@ def _mean(xs: Iterable[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def _median(xs: Iterable[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None and math.isfinite(x)]
+    return median(vals) if vals else None
+
+
+def _robust_cv_pct(xs: Iterable[float | None]) -> float | None:
+    """``100 x 1.4826 MAD / median``: a coefficient of variation that one bad stride
+    (a missed or doubled detection at a gap) cannot blow up."""
+    vals = [x for x in xs if x is not None and math.isfinite(x) and x > 0]
+    if len(vals) < 4:
+        return None
+    m = median(vals)
+    return 100.0 * 1.4826 * median(abs(v - m) for v in vals) / m
+
+
 def _cv_pct(xs: Iterable[float | None]) -> float | None:
     vals = [x for x in xs if x is not None and math.isfinite(x) and x > 0]
     if len(vals) < 4:
@@ -227,17 +243,17 @@ def _block_values(t_start: float, steps: Sequence[Step]) -> BlockValues:
     left = [s.pelvic_drop_deg for s in steps if s.side == "left"]
     right = [s.pelvic_drop_deg for s in steps if s.side == "right"]
     values: tuple[float | None, ...] = (
-        _mean(s.cadence_spm for s in steps),
-        _mean(s.gct_ms for s in steps),
-        _mean(left),
-        _mean(right),
-        _mean(s.gct_balance_pct for s in steps),
-        _cv_pct(s.stride_time_s for s in steps),
-        _mean(s.vertical_oscillation_cm for s in steps),
-        _mean(s.impact_g for s in steps),
+        _median(s.cadence_spm for s in steps),
+        _median(s.gct_ms for s in steps),
+        _median(left),
+        _median(right),
+        _median(s.gct_balance_pct for s in steps),
+        _robust_cv_pct(s.stride_time_s for s in steps),
+        _median(s.vertical_oscillation_cm for s in steps),
+        _median(s.impact_g for s in steps),
     )
-    gct = _mean(s.gct_ms for s in steps)
-    st = _mean(s.step_time_s for s in steps)
+    gct = _median(s.gct_ms for s in steps)
+    st = _median(_step_time_s(s) for s in steps)
     q = 100.0 * math.log(gct / (st * 1000.0)) if gct and st and gct > 0 and st > 0 else None
     vo_sm = None
     if gct is not None and st is not None:
@@ -265,6 +281,20 @@ def spring_mass_vo_cm(step_time_s: float, gct_s: float) -> float | None:
     sink = g * step_time_s * gct_s / (2.0 * math.pi) - g * gct_s * gct_s / 8.0
     return 100.0 * (sink + g * tf * tf / 8.0)
 
+
+
+def _step_time_s(s: Step) -> float | None:
+    """Step time; a foot sensor gives none, so ``60 / cadence`` stands in."""
+    if s.step_time_s is not None:
+        return s.step_time_s
+    if s.cadence_spm is not None and s.cadence_spm > 0:
+        return 60.0 / s.cadence_spm
+    return None
+
+
+def _step_count(steps: Sequence[Step]) -> int:
+    """Steps a block stands for: one contact of a foot sensor is two steps."""
+    return sum(2 if s.placement == "foot" else 1 for s in steps)
 
 
 def _transform(spec: ChartSpec, x: float) -> float | None:
@@ -496,7 +526,7 @@ class _Run:
         p = self.p
         steps, idx = self.block_steps, self.block_idx
         self.block_steps = []
-        if idx is None or len(steps) < p.min_block_steps or self.t0 is None:
+        if idx is None or _step_count(steps) < p.min_block_steps or self.t0 is None:
             return
         b = _block_values(idx * p.block_s, steps)
         rel = b.t_start_s - self.t0
