@@ -1191,11 +1191,19 @@ def _col(a: dict[str, FloatArray]) -> dict[str, FloatArray]:
 
 
 def _vertical_oscillation_m(a: dict[str, FloatArray]) -> FloatArray:
-    """Peak-to-peak centre-of-mass height over each step (closed form for walking)."""
-    u = np.linspace(0.0, 1.0, 513)[None, :]
+    """Peak-to-peak centre-of-mass height over each step (closed form for walking).
+
+    Running: the flight apex ``z_TO + v_TO²/(2g)`` in closed form, the stance minimum on
+    a 129-point grid (error below 0.01 mm).
+    """
     c = _col(a)
-    z = _z_run(u * c["T"], c)
-    vo_run = z.max(axis=1) - z.min(axis=1)
+    Tc = a["Tc"]
+    tau = np.minimum(IMPACT_TAU_S, Tc / 3.0)
+    z = _z_run(np.linspace(0.0, 1.0, 129)[None, :] * c["Tc"], c)
+    v_to = a["v_land"] + a["Ia"] * tau / 2 + a["P"] * 2 * Tc / np.pi - G * Tc
+    z_to = z[:, -1]
+    apex = z_to + np.maximum(v_to, 0.0) ** 2 / (2 * G)
+    vo_run = np.maximum(apex, z.max(axis=1)) - z.min(axis=1)
     vo_walk = 2.0 * a["P"] * a["T"] ** 2 / (4.0 * math.pi**2)
     return np.asarray(np.where(a["walk"] > 0.5, vo_walk, vo_run), dtype=np.float64)
 
@@ -1205,7 +1213,7 @@ def _pelvis_peaks(a: dict[str, FloatArray]) -> tuple[FloatArray, FloatArray]:
     c = _col(a)
     s = np.linspace(0.0, 1.0, 121)[None, :] * np.minimum(IMPACT_WINDOW_S, c["Tc"])
     _, _, fz = _com_force(s, c)
-    s2 = np.linspace(0.0, 0.5, 241)[None, :] * c["Tc"]
+    s2 = np.linspace(0.0, 0.5, 61)[None, :] * c["Tc"]
     fx, _, _ = _com_force(s2, c)
     return fz.max(axis=1) / G, np.maximum(0.0, (-fx).max(axis=1)) / G
 
