@@ -13,13 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from sensord.coaching.params import CoachParams
 from sensord.report.data import ActivityBout, RunData
 from sensord.report.svg import PALETTE, Band, Marker, Series, bar_chart, line_chart, timeline
 
-#: Coaching defaults: warm-up ignored, then the baseline window (run time, seconds).
-WARMUP_S = 300.0
-BASELINE_WINDOW_S = 180.0
-CADENCE_BAND = (170.0, 180.0)
+#: The coaching defaults: warm-up ignored, then the baseline window (run time, seconds),
+#: and the target cadence band.
+_COACH = CoachParams()
+WARMUP_S = _COACH.warmup_s
+BASELINE_WINDOW_S = _COACH.baseline_window_s
+CADENCE_BAND = (_COACH.cadence_min_spm, _COACH.cadence_max_spm)
 
 SEVERITY_COLOUR = {"info": "#1f77b4", "warning": "#ff7f0e", "critical": "#d62728"}
 ACTIVITY_COLOUR = {"run": "#2ca02c", "walk": "#ffbf00", "still": "#bbbbbb"}
