@@ -19,9 +19,12 @@ Centre of mass (running)
     solve the two linear conditions that make the motion periodic without drift:
     the impulse turns the landing velocity into the take-off velocity ``g T_f / 2``
     (momentum balance, so the mean vertical specific force over a step is ``g``), and
-    the centre of mass leaves the ground at the height it landed. ``R`` sets any extra
-    vertical oscillation (fatigue). For the symmetric case this reduces to the classic
-    ``P = g (π/2) T_step / GCT`` [1]_ [2]_. Anterior-posterior: braking then propulsion,
+    the centre of mass leaves the ground at the height it landed (``|Q| <= P/2`` keeps
+    the force non-negative; where that binds, e.g. at 10 % step-time CV with extreme
+    contact times, the leftover height is undone over the next steps). ``R`` sets any
+    extra vertical oscillation (fatigue), capped where the force would turn negative.
+    For the symmetric case this reduces to the classic ``P = g (π/2) T_step / GCT``
+    [1]_ [2]_. Anterior-posterior: braking then propulsion,
     ``-B sin(2πs/T_c)`` (zero net impulse at constant speed, plus a half-sine net
     impulse where the speed changes); mediolateral: a half-sine impulse towards the
     midline, alternating sign per side.
@@ -30,7 +33,16 @@ Centre of mass (walking)
     Inverted-pendulum gait without flight: vertical specific force ``g + A_z cos(2π(u -
     0.1))`` (``u`` = phase of the step from initial contact, rising through IC, lowest
     centre of mass just after IC in double support), anterior-posterior a von Mises
-    derivative pulse that peaks just before IC and brakes after it [3]_.
+    derivative pulse that peaks just before IC and brakes after it [3]_. Stance is 60 %
+    of the stride (double support). Switching from running to walking leaves a small
+    vertical-velocity mismatch at that one contact (the walking model is periodic on its
+    own); walking to running is continuous.
+
+Physiology
+    Cadence scales as ``v^0.2`` and contact time as ``v^-0.6`` around the reference
+    speed [5]_; uphill raises cadence (+0.3 %/%) and contact time (+0.8 %/%) and lowers
+    the impact transient and braking (-2 %/%), downhill the opposite; pace changes ramp
+    at up to 0.5 m/s². Fatigue ramps linearly from ``onset_s`` over ``ramp_s``.
 
 Pelvis (sacrum)
     ``R_pelvis = Rz(yaw) Ry(tilt) Rx(obliquity)``. Obliquity: from each initial contact
