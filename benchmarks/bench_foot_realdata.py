@@ -48,9 +48,9 @@ class Reference:
 class Score:
     """Accuracy of one run against the reference of one foot.
 
-    ``cadence_err_spm`` compares like with like: 120 / mean of the detected stride
-    times over the reference strides whose two heel strikes were both matched, minus
-    the reference cadence. ``output_cadence_err_spm`` is the median of the detector's
+    ``cadence_err_spm`` compares like with like: 120 / mean stride time over the
+    reference strides whose two heel strikes were both matched, detected minus
+    reference. ``output_cadence_err_spm`` is the median of the detector's
     own ``cadence_spm`` minus the reference cadence (it also counts contacts that the
     reference strides skip, such as the turning step). ``extra_confirmed`` counts the
     extra contacts during which the motion-capture foot markers stood still (real
@@ -168,14 +168,17 @@ def score(steps: list[Step], ref: Reference,
             pair[k] = det_ic[j]
     ref_pairs = [(k, k + 1) for k in range(len(ref.ic_s) - 1)
                  if np.isfinite(ref.tc_s[k])]
-    strides = [pair[b] - pair[a] for a, b in ref_pairs if a in pair and b in pair]
-    cad = 120.0 / float(np.mean(strides)) if strides else float("nan")
+    both = [(a, b) for a, b in ref_pairs if a in pair and b in pair]
+    strides = [pair[b] - pair[a] for a, b in both]
+    ref_strides = [ref.ic_s[b] - ref.ic_s[a] for a, b in both]
+    cad_err = (120.0 / float(np.mean(strides)) - 120.0 / float(np.mean(ref_strides))
+               if strides else float("nan"))
     outs = [s.cadence_spm for _, s in inside if s.cadence_spm is not None]
     out_cad = float(np.median(outs)) if outs else float("nan")
     g = np.array(gct_err) * 1000.0
     return Score(
         matched=matched, missed=len(ref.ic_s) - matched, extra=len(extras),
-        extra_confirmed=confirmed, cadence_err_spm=cad - ref.cadence_spm,
+        extra_confirmed=confirmed, cadence_err_spm=cad_err,
         output_cadence_err_spm=out_cad - ref.cadence_spm,
         gct_mae_ms=float(np.mean(np.abs(g))) if g.size else float("nan"),
         gct_bias_ms=float(np.mean(g)) if g.size else float("nan"),

@@ -73,7 +73,7 @@ _RAW_CH = 6
 _P, _J, _DN, _AN = 0, 1, 2, 3
 _SIG_CH = 4
 
-_UNKNOWN, _STANCE, _SWING = 0, 1, 2
+_UNKNOWN, _STANCE, _SWING, _PUSH = 0, 1, 2, 3
 
 _FOOT_TIMING = timing.TimingParams(steps_per_contact=2)
 
@@ -113,6 +113,16 @@ class FootParams:
     swing_frac, min_swing_dps
         Swing onset: the pitch rate must pass ``max(min_swing_dps, swing_frac *``
         recent swing peak``)``.
+    settle_s
+        After the initial contact, the toe-off is only looked for once the heel-strike
+        rotation has settled (toes-down rate below half the swing threshold) this long.
+    impact_ratio
+        An impact transient must reach this multiple of the median jerk of the swing
+        before it; otherwise the end of the swing lobe alone gives the contact.
+    push_frac
+        Push-off: the toes-down rate must exceed this fraction of the recent swing
+        peak (and the swing threshold) before a toe-off is looked for; the toe-off is
+        the deepest rate, confirmed once the rate has recovered half of it.
     peak_memory
         Weight of a new swing (or impact) peak in its running average (0..1].
     min_gct_s, max_gct_s
@@ -169,6 +179,9 @@ class FootParams:
     max_stride_s: float = 2.5
     swing_frac: float = 0.3
     min_swing_dps: float = 100.0
+    push_frac: float = 0.5
+    settle_s: float = 0.06
+    impact_ratio: float = 3.0
     peak_memory: float = 0.2
     min_gct_s: float = 0.08
     max_gct_s: float = 1.5
@@ -211,11 +224,11 @@ class FootState:
     polarity
         Accumulated forward-displacement vote for ``axis`` (m, >= 0 once adopted).
     phase
-        Unknown / stance / swing.
+        Unknown / stance / swing / push-off (gyroscope: waiting for the toe-off).
     scan
         Absolute index where the next event search starts.
     swing_start
-        Absolute index where the current swing lobe began.
+        Absolute index where the current swing lobe began (-1: not yet seen).
     pending_ic
         Fractional absolute index of the current stance's initial contact, or ``None``.
     swing_peak
@@ -458,9 +471,27 @@ class _Work:
     :class:`FootState` once at the end of the call.
     """
 
-    __slots__ = ("axis", "base", "end", "has_gyro", "last_tc", "params", "pending_ic",
-                 "phase", "rate", "raw", "scan", "sig", "steps", "swing_peak",
-                 "swing_start", "tc_peak", "timing", "up", "duty")
+    __slots__ = (
+        "axis",
+        "base",
+        "duty",
+        "end",
+        "has_gyro",
+        "last_tc",
+        "params",
+        "pending_ic",
+        "phase",
+        "rate",
+        "raw",
+        "scan",
+        "sig",
+        "steps",
+        "swing_peak",
+        "swing_start",
+        "tc_peak",
+        "timing",
+        "up",
+    )
 
     def __init__(self, params: FootParams, state: FootState) -> None:
         self.params = params
@@ -525,14 +556,31 @@ def _detect_gyro(w: _Work) -> None:
     p_all = w.sig[:, _P]
     base, end = w.base, w.end
     n_impact, n_max_swing = w.n(prm.impact_window_s), w.n(prm.max_swing_s)
-    n_min_gct, n_max_gct = prm.min_gct_s * w.rate, prm.max_gct_s * w.rate
+    n_max_gct = prm.max_gct_s * w.rate
     while True:
         scan = max(w.scan, base + 1)
         if scan >= end:
             return
+        thr = prm.min_swing_dps
+        if w.swing_peak is not None:
+            thr = max(thr, prm.swing_frac * w.swing_peak)
         if w.phase == _SWING:
+            limit = w.swing_start + n_max_swing if w.swing_start >= 0 else (
+                math.ceil((w.last_tc or scan) + n_max_swing))
+            if w.swing_start < 0:
+                # the swing lobe: the first fast toes-up rotation after the toe-off
+                p = p_all[scan - base:min(end, limit) - base]
+                k = _first(p >= thr)
+                if k is None:
+                    if end >= limit:
+                        w.reset_phase(limit)
+                        continue
+                    w.scan = end
+                    return
+                neg = np.flatnonzero(p[:k] < 0.0)
+                w.swing_start = w.scan = scan + (int(neg[-1]) + 1 if neg.shape[0] else 0)
+                continue
             # initial contact: the end of the swing lobe (p falls to <= 0)
-            limit = w.swing_start + n_max_swing
             k = _first(p_all[scan - base:min(end, limit) - base] <= 0.0)
             if k is None:
                 w.scan = end
@@ -546,13 +594,8 @@ def _detect_gyro(w: _Work) -> None:
                 return
             _initial_contact_gyro(w, z)
             continue
-        # stance or unknown: the swing onset is a rise to >= thr after a negative lobe
-        thr = prm.min_swing_dps
-        if w.swing_peak is not None:
-            thr = max(thr, prm.swing_frac * w.swing_peak)
         start, limit = scan, end
         if w.pending_ic is not None:
-            start = max(start, math.ceil(w.pending_ic + n_min_gct))
             limit = min(end, math.ceil(w.pending_ic + n_max_gct))
         if start >= limit:
             if limit < end:  # stance too long (standing): not a gait contact
@@ -560,19 +603,32 @@ def _detect_gyro(w: _Work) -> None:
                 continue
             return
         p = p_all[start - base:limit - base]
-        kneg = _first(p < 0.0)
-        kup = None if kneg is None else _first(p[kneg:] >= thr)
-        if kneg is None or kup is None:
+        if w.phase == _PUSH:
+            # toe-off: the deepest toes-down rate, confirmed once it has half recovered
+            cm = np.minimum.accumulate(p)
+            k = _first(p >= 0.5 * cm)
+            if k is None:
+                if limit < end:
+                    w.reset_phase(limit)
+                    continue
+                return
+            _toe_off_gyro(w, start, start + k)
+            continue
+        # stance or unknown: the heel-strike rotation settles, then the push-off begins
+        # settled: the toes-down rate stays below half the swing threshold for settle_s
+        bad = np.concatenate([[0], np.cumsum(p <= -0.5 * thr)])
+        ns = w.n(prm.settle_s)
+        ksettle = _first(bad[ns:] == bad[:-ns]) if bad.shape[0] > ns else None
+        push = thr if w.swing_peak is None else max(thr, prm.push_frac * w.swing_peak)
+        kpush = None if ksettle is None else _first(p[ksettle:] <= -push)
+        if ksettle is None or kpush is None:
             if limit < end:
                 w.reset_phase(limit)
                 continue
-            if kneg is None:
-                if w.pending_ic is None:
-                    w.scan = end
-            else:
-                w.scan = max(w.scan, start + kneg)
+            if ksettle is not None and w.pending_ic is None:
+                w.scan = start + ksettle
             return
-        _toe_off_gyro(w, start + kneg, start + kneg + kup)
+        w.phase, w.scan = _PUSH, start + ksettle + kpush
 
 
 def _zero_cross(y0: float, y1: float) -> float:
@@ -591,56 +647,64 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
     p = w.sig[:, _P]
     b = w.base
     lobe = p[max(w.swing_start, b) - b:z - b]
-    k = int(np.argmax(lobe))
-    peak = float(lobe[k])
-    # walking: the impact is searched from where the swing rotation has slowed to
-    # half its peak (a knock in mid-swing is not a contact)
-    late = np.flatnonzero(lobe[k:] < 0.5 * peak)
-    late_idx = max(w.swing_start, b) + k + (int(late[0]) if late.shape[0] else 0)
+    peak = float(lobe.max())
     zc = z - 1 + _zero_cross(float(p[z - 1 - b]), float(p[z - b]))
     running = w.duty is not None and w.duty < prm.run_duty_factor
-    if running:
-        # a forefoot landing keeps p > 0 through the heel drop: look back over it
-        late_idx = max(b, w.swing_start, z - w.n(prm.heel_drop_s))
-    onset = _impact_onset(w, late_idx, z + w.n(prm.impact_window_s))
+    # the touch-down transient: searched over the last heel_drop_s of the swing lobe
+    # (a forefoot landing keeps p > 0 through the heel drop) and a little after it,
+    # among samples where the foot no longer swings fast (a knock in mid-swing, or the
+    # heel drop itself, is not the touch-down)
+    lo = max(b, w.swing_start, z - w.n(prm.heel_drop_s))
+    onset = _impact_onset(w, lo, z + w.n(prm.impact_window_s), 0.5 * peak)
+    if onset is not None:
+        # an impact must stand out of the swing's own jerk
+        j = w.sig[:, _J]
+        win = j[lo - b:z + w.n(prm.impact_window_s) - b]
+        swing_j = float(np.median(j[max(w.swing_start, b) - b:z - b]))
+        if float(win.max()) < prm.impact_ratio * swing_j:
+            onset = None
     ic = zc
     if onset is not None and (running or onset < zc
                               or zc < onset - prm.max_ic_lead_s * w.rate):
         ic = onset
     w.swing_peak = peak if w.swing_peak is None else (
         (1 - prm.peak_memory) * w.swing_peak + prm.peak_memory * peak)
-    w.phase, w.pending_ic, w.scan = _STANCE, ic, z
+    # the toe-off search starts at the touch-down (the earlier of the two markers)
+    w.phase, w.pending_ic = _STANCE, ic
+    w.scan = math.ceil(ic if onset is None else min(ic, onset))
 
 
-def _impact_onset(w: _Work, a: int, b: int) -> float | None:
-    """Impact onset in ``[a, b)``: first sample above ``impact_frac`` of the largest jerk."""
+def _impact_onset(w: _Work, a: int, b: int, max_rate_dps: float = math.inf) -> float | None:
+    """Impact onset in ``[a, b)``: first sample above ``impact_frac`` of the largest jerk.
+
+    Only samples whose pitch rate is below ``max_rate_dps`` are candidates.
+    """
     a = max(a, w.base)
-    j = w.sig[a - w.base:b - w.base, _J]
-    if j.shape[0] < 2:
+    seg = w.sig[a - w.base:b - w.base]
+    if seg.shape[0] < 2:
         return None
-    above = np.flatnonzero(j >= w.params.impact_frac * float(j.max()))
+    j = np.where(seg[:, _P] < max_rate_dps, seg[:, _J], 0.0)
+    top = float(j.max())
+    if top <= 0.0:
+        return None
+    above = np.flatnonzero(j >= w.params.impact_frac * top)
     # jerk sample k is the change from sample k - 1 to k: its midpoint
     return float(a + int(above[0])) - 0.5
 
 
-def _toe_off_gyro(w: _Work, neg: int, onset: int) -> None:
-    """Swing confirmed at ``onset``: the toe-off is the pitch-rate minimum before it."""
+def _toe_off_gyro(w: _Work, a: int, k: int) -> None:
+    """Toe-off at the pitch-rate minimum in ``[a, k)`` (confirmed at ``k``)."""
     b = w.base
-    p = w.sig[neg - b:onset + 1 - b, _P]
-    zrel = int(np.flatnonzero(p < 0.0)[-1]) + 1  # start of the final rise to >= 0
-    lo = 0
-    if w.pending_ic is not None:
-        half = w.pending_ic + 0.5 * (neg + zrel - w.pending_ic)
-        lo = min(max(0, math.ceil(half) - neg), zrel - 1)
-    m = lo + int(np.argmin(p[lo:zrel]))
+    p = w.sig[a - b:k + 1 - b, _P]
+    m = int(np.argmin(p[:-1]))
     off = 0.0
     if 0 < m < p.shape[0] - 1:
         off = parabolic_offset(float(p[m - 1]), float(p[m]), float(p[m + 1]))
-    tc = neg + m + off
-    if w.pending_ic is not None and w.phase == _STANCE:
+    tc = a + m + off
+    if w.pending_ic is not None:
         _emit(w, w.pending_ic, tc)
-    w.phase, w.pending_ic = _SWING, None
-    w.swing_start = w.scan = neg + zrel
+    w.phase, w.pending_ic, w.last_tc = _SWING, None, tc
+    w.swing_start, w.scan = -1, a + m
 
 
 def _still_runs(an: FloatArray, lo: int, hi: int, half: int, tol: float) -> FloatArray:
@@ -669,7 +733,7 @@ def _detect_acc(w: _Work) -> None:
     an, dn = w.sig[:, _AN], w.sig[:, _DN]
     half = max(1, round(0.5 * prm.still_window_s * w.rate))
     tol = prm.still_tol_g * GRAVITY_MPS2
-    n_back, n_tc = w.n(prm.acc_impact_search_s), w.n(prm.acc_tc_window_s)
+    n_back = w.n(prm.acc_impact_search_s)
     n_min_swing = prm.min_swing_s * w.rate
     while True:
         lo, hi = max(w.scan, b + half), end - half
