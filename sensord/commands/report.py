@@ -22,7 +22,8 @@ HELP = "self-contained HTML report of a run"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``sensord report``."""
     a = parser.add_argument
-    a("run", metavar="RUN", help="recording CSV, or a run id with --influx-url / --store")
+    a("run", metavar="RUN",
+      help="recording CSV, a run file RUN_ID.jsonl, or a run id with --influx-url / --store")
     a("-o", "--output", help="HTML file to write (default RUN_ID.html; '-' for stdout)")
     a("--influx-url", help="read the run from InfluxDB (1.x, or 2.x via DBRP) at this URL")
     a("--store", type=Path,
