@@ -171,3 +171,22 @@ def test_state_is_bounded() -> None:
     assert size(long) <= size(short) + 40
     assert len(long.bouts) == 16
     assert long.bouts[-1].start_s > 6 * 3600.0 - 700.0
+
+
+def test_foot_sensor_stream_one_contact_per_stride() -> None:
+    """A shoe sensor sees one foot: no step time, flight, drop, balance or oscillation."""
+    from dataclasses import replace
+
+    run = SynthRun(duration_s=1200.0, fatigue=SynthFatigue(800.0, 60.0, cadence_pct=-5.0))
+    foot = [
+        replace(s, placement="foot", step_time_s=None, flight_ms=None, pelvic_drop_deg=None,
+                gct_balance_pct=None, vertical_oscillation_cm=None)
+        for s in synth_steps(run, 101) if s.side == "left"
+    ]
+    state, ev = run_offline(P, foot)
+    assert state.baseline is not None
+    raised = [a for a in _alerts(ev) if a.state == "raised"]
+    assert [a.kind for a in raised][:1] == ["cadence_low"]
+    assert 800.0 < raised[0].t_s < 870.0
+    assert not [a for a in raised if a.kind == "pelvic_drop_rising"]
+    assert [b.activity for b in bouts(state)] == ["run"]
