@@ -412,8 +412,7 @@ def test_mounting_rotation_preserves_norms() -> None:
 
 
 def test_mount_text_convention() -> None:
-    # 90° about x: sensor y axis = body z, so gravity (body +z) reads on sensor +y? no:
-    # f_sensor = R_mountᵀ f_body with R_mount = Rx(90°): (0, 0, g) -> (0, g, 0).
+    # f_sensor = R_mountᵀ f_body with R_mount = Rx(90°): gravity (0, 0, g) reads (0, g, 0)
     r = sim._mount_matrix("90,0,0", None)
     assert np.allclose(np.array([0.0, 0.0, G]) @ r, [0.0, G, 0.0], atol=1e-12)
 
