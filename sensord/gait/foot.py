@@ -62,7 +62,7 @@ import numpy.typing as npt
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from sensord.gait import timing
-from sensord.gait.filters import Ring, parabolic_offset
+from sensord.gait.filters import Ring
 from sensord.gait.grid import UniformBlock
 from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
 
@@ -117,7 +117,7 @@ class FootParams:
         After the initial contact, the toe-off is only looked for once the heel-strike
         rotation has settled (toes-down rate below half the swing threshold) this long.
     impact_ratio
-        An impact transient must reach this multiple of the median jerk of the swing
+        An impact transient must reach this multiple of the mean jerk of the swing
         before it; otherwise the end of the swing lobe alone gives the contact.
     push_frac
         Push-off: the toes-down rate must exceed this fraction of the recent swing
@@ -365,15 +365,15 @@ def _n(seconds: float, rate_hz: float) -> int:
 def _append(params: FootParams, state: FootState, raw: FloatArray) -> FootState:
     """Append raw samples; derive pitch rate and jerk; fold the gyro covariance."""
     max_len = _n(params.history_s, state.rate_hz)
-    prev = state.raw.data[-1:] if state.raw.data.shape[0] else raw[:1]
-    acc = raw[:, :3]
-    da = np.diff(np.concatenate([prev[:, :3], acc]), axis=0) * state.rate_hz
-    norm = np.linalg.norm(np.concatenate([prev[:, :3], acc]), axis=1)
+    prev = state.raw.data[-1:, :3] if state.raw.data.shape[0] else raw[:1, :3]
+    both = np.concatenate([prev, raw[:, :3]])
+    da = both[1:] - both[:-1]
+    norm = np.sqrt(np.einsum("ij,ij->i", both, both))
     sig = np.empty((raw.shape[0], _SIG_CH))
     gyr = raw[:, 3:]
     sig[:, _P] = 0.0 if state.axis is None else gyr @ state.axis
-    sig[:, _J] = np.linalg.norm(da, axis=1)
-    sig[:, _DN] = np.diff(norm) * state.rate_hz
+    sig[:, _J] = np.sqrt(np.einsum("ij,ij->i", da, da)) * state.rate_hz
+    sig[:, _DN] = (norm[1:] - norm[:-1]) * state.rate_hz
     sig[:, _AN] = norm[1:]
     cov_part = state.cov_part + gyr.T @ gyr if state.has_gyro else state.cov_part
     return replace(state, raw=state.raw.append(raw, max_len),
@@ -515,6 +515,7 @@ class _Work:
         self.steps: list[Step] = []
 
     def n(self, seconds: float) -> int:
+        """Whole samples in ``seconds`` (at least one)."""
         return max(1, round(seconds * self.rate))
 
     def state(self, state: FootState) -> FootState:
@@ -546,7 +547,7 @@ def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
 
 def _first(mask: npt.NDArray[np.bool_]) -> int | None:
     """Index of the first ``True`` or ``None``."""
-    k = int(np.argmax(mask)) if mask.shape[0] else 0
+    k = int(mask.argmax()) if mask.shape[0] else 0
     return k if mask.shape[0] and mask[k] else None
 
 
@@ -660,7 +661,8 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
         # an impact must stand out of the swing's own jerk
         j = w.sig[:, _J]
         win = j[lo - b:z + w.n(prm.impact_window_s) - b]
-        swing_j = float(np.median(j[max(w.swing_start, b) - b:z - b]))
+        sj = j[max(w.swing_start, b) - b:z - b]
+        swing_j = float(sj.sum()) / max(1, sj.shape[0])
         if float(win.max()) < prm.impact_ratio * swing_j:
             onset = None
     ic = zc
@@ -696,10 +698,13 @@ def _toe_off_gyro(w: _Work, a: int, k: int) -> None:
     """Toe-off at the pitch-rate minimum in ``[a, k)`` (confirmed at ``k``)."""
     b = w.base
     p = w.sig[a - b:k + 1 - b, _P]
-    m = int(np.argmin(p[:-1]))
+    m = int(p[:-1].argmin())
     off = 0.0
     if 0 < m < p.shape[0] - 1:
-        off = parabolic_offset(float(p[m - 1]), float(p[m]), float(p[m + 1]))
+        y0, y1, y2 = p[m - 1:m + 2].tolist()
+        den = y0 - 2.0 * y1 + y2
+        if den > 0.0:  # a true minimum: vertex of the parabola through 3 points
+            off = min(0.5, max(-0.5, 0.5 * (y0 - y2) / den))
     tc = a + m + off
     if w.pending_ic is not None:
         _emit(w, w.pending_ic, tc)
@@ -779,7 +784,7 @@ def _detect_acc(w: _Work) -> None:
         if end < limit:
             return
         seg = dn[e - b:limit - b]
-        m = int(np.argmin(seg))
+        m = int(seg.argmin())
         # a fall is the difference between samples m - 1 and m: toe-off halfway
         tc = e + m - 0.5
         fall = float(-seg[m])
@@ -807,23 +812,29 @@ def _emit(w: _Work, ic: float, tc: float) -> None:
     # vertical: gravity at mid-stance (least rotation, or least jerk without gyroscope)
     if w.has_gyro:
         gyr = w.raw[a:b, 3:]
-        mid = int(np.argmin(np.einsum("ij,ij->i", gyr, gyr)))
+        mid = int(np.einsum("ij,ij->i", gyr, gyr).argmin())
     else:
-        mid = int(np.argmin(w.sig[a:b, _J]))
-    g_vec = acc[mid]
-    up = g_vec / max(math.sqrt(float(g_vec @ g_vec)), 1e-9)
+        mid = int(w.sig[a:b, _J].argmin())
+    # 3-vectors in plain floats: numpy is slow on tiny arrays
+    gx, gy, gz = acc[mid].tolist()
     if w.up is not None:
-        up = w.up + prm.peak_memory * (up - w.up)
-        up = up / max(math.sqrt(float(up @ up)), 1e-9)
+        gn = max(math.sqrt(gx * gx + gy * gy + gz * gz), 1e-9)
+        ux, uy, uz = w.up.tolist()
+        k = prm.peak_memory
+        gx, gy, gz = ux + k * (gx / gn - ux), uy + k * (gy / gn - uy), uz + k * (gz / gn - uz)
+    gn = max(math.sqrt(gx * gx + gy * gy + gz * gz), 1e-9)
+    ux, uy, uz = gx / gn, gy / gn, gz / gn
     n_early = max(2, min(w.n(prm.impact_window_s), math.ceil(0.5 * (tc - ic))))
     early = acc[:n_early + 1]
     impact_g = math.sqrt(float(np.einsum("ij,ij->i", early, early).max())) / GRAVITY_MPS2
     braking_g: float | None = None
     if w.has_gyro and w.axis is not None:
-        fwd = _cross(up, w.axis)
-        fn = math.sqrt(float(fwd @ fwd))
+        ax, ay, az = w.axis.tolist()
+        fx, fy, fz = uy * az - uz * ay, uz * ax - ux * az, ux * ay - uy * ax  # up x axis
+        fn = math.sqrt(fx * fx + fy * fy + fz * fz)
         if fn > 0.5:
-            braking_g = max(0.0, float(-(early @ (fwd / fn)).min()) / GRAVITY_MPS2)
+            fwd = np.array([fx / fn, fy / fn, fz / fn])
+            braking_g = max(0.0, -float((early @ fwd).min()) / GRAVITY_MPS2)
     t_ic, t_fc = ic / rate, tc / rate
     w.timing, tm = timing.update(prm.timing, w.timing, t_ic, t_fc, prm.sensor_side)
     if tm.stride_time_s is not None and tm.stride_time_s > 0.0:
@@ -835,4 +846,4 @@ def _emit(w: _Work, ic: float, tc: float) -> None:
         step_index=tm.step_index, step_time_s=None, stride_time_s=tm.stride_time_s,
         impact_g=impact_g, braking_g=braking_g, flight_ms=None,
     ))
-    w.up, w.last_tc = up, tc
+    w.up, w.last_tc = np.array([ux, uy, uz]), tc
