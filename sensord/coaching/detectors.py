@@ -210,11 +210,6 @@ def init_state() -> State:
 # Helpers
 
 
-def _mean(xs: Iterable[float | None]) -> float | None:
-    vals = [x for x in xs if x is not None and math.isfinite(x)]
-    return sum(vals) / len(vals) if vals else None
-
-
 def _median(xs: Iterable[float | None]) -> float | None:
     vals = [x for x in xs if x is not None and math.isfinite(x)]
     return median(vals) if vals else None
@@ -465,7 +460,7 @@ class _Run:
         for b in done:
             self.bouts.append(b)
         if len(self.bouts) > p.max_bouts:
-            del self.bouts[0]
+            del self.bouts[: len(self.bouts) - p.max_bouts]
         if self.act.label == "run" and (prev_label != "run" or done):
             self.run_bout_start = self.act.bout_start_s
         running = self.act.label == "run" and classify_step(p, s) != "walk"
@@ -641,24 +636,23 @@ class _Run:
         rec = self.recent
         still = self.last_t is None or t - self.last_t > p.still_after_s or not rec
         activity: Activity | None = "still" if still else self.act.label
-        if still:
-            return FormSummary(t_s=t, activity="still", steps=0,
-                               form_score=self.form_score()[0],
-                               form_factors=self.form_score()[1])
-        step_times = [s.step_time_s for s in rec]
         score, factors = self.form_score()
+        if still:
+            return FormSummary(t_s=t, activity="still", steps=0, form_score=score,
+                               form_factors=factors)
+        step_times = [_step_time_s(s) for s in rec]
         bal = [s.gct_balance_pct for s in rec if s.gct_balance_pct is not None]
         return FormSummary(
             t_s=t,
-            cadence_spm=_mean(s.cadence_spm for s in rec),
-            gct_ms=_mean(s.gct_ms for s in rec),
-            pelvic_drop_left_deg=_mean(s.pelvic_drop_deg for s in rec if s.side == "left"),
-            pelvic_drop_right_deg=_mean(s.pelvic_drop_deg for s in rec if s.side == "right"),
+            cadence_spm=_median(s.cadence_spm for s in rec),
+            gct_ms=_median(s.gct_ms for s in rec),
+            pelvic_drop_left_deg=_median(s.pelvic_drop_deg for s in rec if s.side == "left"),
+            pelvic_drop_right_deg=_median(s.pelvic_drop_deg for s in rec if s.side == "right"),
             gct_balance_pct=bal[-1] if bal else None,
-            vertical_oscillation_cm=_mean(s.vertical_oscillation_cm for s in rec),
-            impact_g=_mean(s.impact_g for s in rec),
-            braking_g=_mean(s.braking_g for s in rec),
-            step_time_cv_pct=_cv_pct(step_times),
+            vertical_oscillation_cm=_median(s.vertical_oscillation_cm for s in rec),
+            impact_g=_median(s.impact_g for s in rec),
+            braking_g=_median(s.braking_g for s in rec),
+            step_time_cv_pct=_robust_cv_pct(step_times),
             form_score=score,
             activity=activity,
             steps=len(rec),
