@@ -32,7 +32,7 @@ def _interior(truth: list, samples: SampleBlock, margin_s: float = 1.0) -> list:
 
 @pytest.mark.parametrize(("seed", "kw"), [
     (1, {}),
-    (2, {"mount": "random", "jitter_ms": 1.0, "accel_noise_mps2": 0.3}),
+    (2, {"mount": "random", "jitter_ms": 1.0, "acc_noise_mps2": 0.3}),
     (3, {"mount": "random", "rate_hz": 100.0, "jitter_ms": 2.0}),
     (4, {"mount": "random", "rate_hz": 52.0, "cadence_spm": 180.0, "gct_ms": 210.0}),
     (5, {"mount": "random", "rate_hz": 500.0, "speed_mps": 4.5, "cadence_spm": 184.0,

@@ -35,6 +35,8 @@ MAX_RATE_HZ = 1000.0
 #: Beyond these a value is not a body-worn IMU reading but a unit or parsing error.
 MAX_ABS_ACC_MPS2 = 2000.0  # ~200 g
 MAX_ABS_GYR_DPS = 10000.0
+#: A shoe sensor's median |acc| grows with speed (swing); ~5 g at 5.5 m/s.
+MAX_MEDIAN_ACC_G = 8.0
 
 _META_RE = re.compile(r"^#\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*?)\s*$")
 
@@ -221,7 +223,7 @@ def _validate(path: str, lines: list[str], header_idx: int, data: FloatArray,
                     "check the units: acceleration in m/s², angular rate in deg/s")
     norm = np.linalg.norm(sensor[finite_rows, :3], axis=1)
     med = float(np.median(norm))
-    if not 0.5 * GRAVITY_MPS2 <= med <= 3.0 * GRAVITY_MPS2:
+    if not 0.5 * GRAVITY_MPS2 <= med <= MAX_MEDIAN_ACC_G * GRAVITY_MPS2:
         hint = ""
         if 0.5 <= med <= 3.0:
             hint = " (looks like g: multiply by 9.80665)"
