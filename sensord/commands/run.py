@@ -14,16 +14,21 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensord.coaching.config import load_config
 from sensord.coaching.params import CoachParams
 from sensord.contract import BrokerConfig
 from sensord.errors import InputError
 from sensord.gait.engine import EngineParams
-from sensord.model import PLACEMENTS, SIDES, Alert, FormSummary, Gap, RunInfo, Step
+from sensord.model import PLACEMENTS, SIDES, Alert, FormSummary, Gap, RunInfo, SensorHealth, Step
 from sensord.runtime import Output, RunConfig, replay_source, run_pipeline, simulated_source
 from sensord.sources.simulator import FatigueProfile, SimParams
+
+if TYPE_CHECKING:
+    from sensord.live_view import LiveView
 
 HELP = "live run: sensor -> engine -> coaching -> delivery"
 
@@ -92,10 +97,16 @@ def run(args: argparse.Namespace) -> int:
                                                       sensor_side=args.side),
                         speed=speed, store_dir=store, broker=broker,
                         epoch_offset_s=time.time(), coach=coach)
-    printer = _Printer(quiet=args.quiet)
     print(f"sensord run {run_id}: runner {runner}, sensor {args.sensor}, {args.placement}, "
           f"speed {speed:g}x", file=sys.stderr)
-    outputs = asyncio.run(run_pipeline(cfg_run, source, printer))
+    if sys.stdout.isatty() and not args.quiet:
+        from sensord.live_view import LiveView
+
+        total = args.duration_s if args.sensor == "sim" else None
+        with LiveView(info, total_s=total) as view:
+            outputs = asyncio.run(run_pipeline(cfg_run, source, _to_view(view)))
+    else:
+        outputs = asyncio.run(run_pipeline(cfg_run, source, _Printer(quiet=args.quiet)))
     report = Path(args.report) if args.report else store / f"{run_id}.html"
     _write_report(info, outputs, report)
     steps = [o for o in outputs if isinstance(o, Step)]
@@ -103,6 +114,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"done: {len(steps)} steps, {len(alerts)} alerts; store {store / (run_id + '.jsonl')}; "
           f"report {report}", file=sys.stderr)
     return 0
+
+
+def _to_view(view: LiveView) -> Callable[[Output], None]:
+    """Route pipeline outputs to the rich live view (terminal)."""
+
+    def on_output(o: Output) -> None:
+        if isinstance(o, Step):
+            view.on_step(o)
+        elif isinstance(o, Alert):
+            view.on_alert(o)
+        elif isinstance(o, FormSummary):
+            view.on_summary(o)
+        elif isinstance(o, SensorHealth):
+            view.on_health(o)
+
+    return on_output
 
 
 def _write_report(info: RunInfo, outputs: list[Output], path: Path) -> None:
