@@ -16,9 +16,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from realdata import MISSING, lowerback_trials, match  # noqa: E402
+from realdata import MISSING, lowerback_trials, match
 
-from sensord.gait.engine import EngineParams, analyze, steps_only  # noqa: E402
+from sensord.gait.engine import EngineParams, analyze, steps_only
 
 
 def main() -> int:
