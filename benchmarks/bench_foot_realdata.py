@@ -78,10 +78,10 @@ def load_imu(rotated: bool = True) -> dict[str, np.ndarray]:
     return {"left": a[:, :6].copy(), "right": a[:, 6:12].copy()}
 
 
-def load_reference() -> dict[str, Reference]:
+def load_reference() -> dict[Side, Reference]:
     ev = np.genfromtxt(DATA / "stride_events_sample.csv", delimiter=",", names=True,
                        dtype=None, encoding=None)
-    out = {}
+    out: dict[Side, Reference] = {}
     for foot in FEET:
         e = ev[ev["foot"] == foot]
         pre, ic, tc = (e[k].astype(float) for k in ("pre_ic", "ic", "tc"))

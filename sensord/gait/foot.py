@@ -192,7 +192,7 @@ class FootParams:
     max_ic_lead_s: float = 0.06
     run_duty_factor: float = 0.5
     heel_drop_s: float = 0.1
-    still_window_s: float = 0.04
+    still_window_s: float = 0.03
     still_tol_g: float = 0.1
     acc_impact_search_s: float = 0.3
     acc_tc_frac: float = 0.5
@@ -781,8 +781,12 @@ def _detect_acc(w: _Work) -> None:
         if limit <= e:  # the stance outlasted max_gct_s: not a gait contact
             w.reset_phase(e)
             continue
-        if end < limit:
+        if end < limit + half:
             return
+        again = _first(_still_runs(an, e - b, limit - b, half, tol) > 0.5)
+        if again is not None:  # the foot came to rest again: the stance goes on
+            w.scan = e + again
+            continue
         seg = dn[e - b:limit - b]
         m = int(seg.argmin())
         # a fall is the difference between samples m - 1 and m: toe-off halfway
