@@ -147,9 +147,10 @@ class FootParams:
     acc_impact_search_s
         Accelerometer only: how far before the still interval the impact is searched.
     acc_tc_frac
-        Accelerometer only: the toe-off unloading must fall faster than this fraction
-        of the recent unloading rates (the first toe-off after a reset is the steepest
-        fall of the push-off window).
+        Accelerometer only: the toe-off is the first fall of ``|a|`` faster than this
+        fraction of the recent toe-off falls (refined to the steepest within
+        ``acc_tc_window_s``); the first toe-off after a reset, or a stance without such
+        a fall, takes the steepest fall of the whole push-off window.
     acc_push_s
         Accelerometer only: longest push-off (end of stillness to toe-off).
     acc_tc_window_s
@@ -195,7 +196,7 @@ class FootParams:
     still_window_s: float = 0.03
     still_tol_g: float = 0.1
     acc_impact_search_s: float = 0.3
-    acc_tc_frac: float = 0.5
+    acc_tc_frac: float = 0.7
     acc_push_s: float = 0.4
     acc_tc_window_s: float = 0.03
     timing: timing.TimingParams = _FOOT_TIMING
@@ -738,7 +739,7 @@ def _detect_acc(w: _Work) -> None:
     an, dn = w.sig[:, _AN], w.sig[:, _DN]
     half = max(1, round(0.5 * prm.still_window_s * w.rate))
     tol = prm.still_tol_g * GRAVITY_MPS2
-    n_back = w.n(prm.acc_impact_search_s)
+    n_back, n_tc = w.n(prm.acc_impact_search_s), w.n(prm.acc_tc_window_s)
     n_min_swing = prm.min_swing_s * w.rate
     while True:
         lo, hi = max(w.scan, b + half), end - half
@@ -781,6 +782,25 @@ def _detect_acc(w: _Work) -> None:
         if limit <= e:  # the stance outlasted max_gct_s: not a gait contact
             w.reset_phase(e)
             continue
+        if w.tc_peak is not None:
+            # low latency: the first fall steeper than a fraction of the recent toe-off
+            # falls, refined to the steepest within acc_tc_window_s
+            c = _first(dn[e - b:min(end, limit) - b] <= -prm.acc_tc_frac * w.tc_peak)
+            if c is not None and e + c + n_tc + half <= end:
+                c += e
+                again = _first(_still_runs(an, e - b, c - b, half, tol) > 0.5) if (
+                    c - e > 0) else None
+                if again is not None:  # the foot came to rest again: stance goes on
+                    w.scan = e + again
+                    continue
+                seg = dn[c - b:c + n_tc - b]
+                m = int(seg.argmin())
+                tc = c + m - 0.5  # a fall is between samples m - 1 and m
+                _toe_off_acc(w, tc, float(-seg[m]))
+                continue
+            if c is not None or end < limit + half:
+                return
+            # no steep fall: fall back to the whole push-off window below
         if end < limit + half:
             return
         again = _first(_still_runs(an, e - b, limit - b, half, tol) > 0.5)
@@ -790,14 +810,18 @@ def _detect_acc(w: _Work) -> None:
         seg = dn[e - b:limit - b]
         m = int(seg.argmin())
         # a fall is the difference between samples m - 1 and m: toe-off halfway
-        tc = e + m - 0.5
-        fall = float(-seg[m])
-        w.tc_peak = fall if w.tc_peak is None else (
-            (1 - prm.peak_memory) * w.tc_peak + prm.peak_memory * fall)
-        if w.pending_ic is not None:
-            _emit(w, w.pending_ic, tc)
-        w.phase, w.pending_ic, w.last_tc = _SWING, None, tc
-        w.scan = math.ceil(tc + n_min_swing)
+        _toe_off_acc(w, e + m - 0.5, float(-seg[m]))
+
+
+def _toe_off_acc(w: _Work, tc: float, fall: float) -> None:
+    """Report the stance ending at ``tc`` (unloading rate ``fall``) and start the swing."""
+    prm = w.params
+    w.tc_peak = fall if w.tc_peak is None else (
+        (1 - prm.peak_memory) * w.tc_peak + prm.peak_memory * fall)
+    if w.pending_ic is not None:
+        _emit(w, w.pending_ic, tc)
+    w.phase, w.pending_ic, w.last_tc = _SWING, None, tc
+    w.scan = math.ceil(tc + prm.min_swing_s * w.rate)
 
 
 # --------------------------------------------------------------------------------------
