@@ -147,13 +147,21 @@ def read_recording(path: str | Path) -> Recording:
 
 
 def _parse_fast(path: str, header_idx: int, usecols: list[int], ncols: int) -> FloatArray | None:
-    """Vectorised parse; ``None`` when anything is off (the slow path then explains)."""
+    """Vectorised parse (pandas' C parser); ``None`` when anything is off.
+
+    Empty cells, and cells missing at the end of a truncated row, read as NaN (a gap).
+    Anything else that is not a number sends the file to the slow path, which names the
+    line and column.
+    """
+    import pandas as pd
+
     try:
-        arr = np.loadtxt(path, delimiter=",", comments="#", skiprows=header_idx + 1,
-                         usecols=usecols, dtype=np.float64, ndmin=2, encoding="utf-8")
-    except (ValueError, IndexError):
+        frame = pd.read_csv(path, comment="#", header=0, usecols=usecols, dtype=np.float64,
+                            engine="c", skip_blank_lines=True, encoding="utf-8")
+    except (ValueError, IndexError, pd.errors.ParserError):
         return None
-    return np.asarray(arr, dtype=np.float64)
+    cols = [frame.columns[i] for i in np.argsort(np.argsort(usecols))]
+    return np.ascontiguousarray(frame[cols].to_numpy(dtype=np.float64))
 
 
 def _parse_slow(path: str, lines: list[str], header_idx: int, usecols: list[int],
@@ -164,13 +172,9 @@ def _parse_slow(path: str, lines: list[str], header_idx: int, usecols: list[int]
         if not s or s.startswith("#"):
             continue
         cells = s.split(",")
-        if len(cells) < ncols:
-            raise _fail(path, i + 1, None,
-                        f"{len(cells)} cells where the header has {ncols}",
-                        "every row needs a value for every header column (empty = NaN)")
         row: list[float] = []
         for col, name in zip(usecols, wanted, strict=True):
-            cell = cells[col].strip()
+            cell = cells[col].strip() if col < len(cells) else ""
             if cell == "":
                 row.append(math.nan)
                 continue
