@@ -474,3 +474,27 @@ def test_params_are_plain_and_frozen() -> None:
     q = replace(p, sensor_side="right")
     assert q.sensor_side == "right" and p.sensor_side is None
     assert isinstance(init_foot(p, 50.0), FootState)
+
+
+def test_through_the_engine_with_dropouts() -> None:
+    """Raw jittered samples with dropouts -> engine (resampling, gap resets) -> foot."""
+    sim = pytest.importorskip("sensord.sources.simulator")
+    engine = pytest.importorskip("sensord.gait.engine")
+    sp = sim.SimParams(duration_s=90.0, placement="foot", sensor_side="right", mount="random",
+                       rate_hz=200.0, jitter_ms=0.5, dropout_rate=0.03, dropout_s=0.5)
+    r = sim.simulate(sp, seed=6)
+    events = engine.analyze(engine.EngineParams(placement="foot", sensor_side="right"),
+                            r.samples, block_s=7.3)
+    steps = engine.steps_only(events)
+    gaps = [e for e in events if not isinstance(e, Step)]
+    assert gaps, "the scenario should contain dropouts"
+    for s in steps:  # no contact spans a gap
+        assert s.t_fc is not None
+        assert not any(g.t_start_s < s.t_fc and s.t_ic < g.t_end_s for g in gaps)
+    truth = [t for t in r.truth if t.side == "right" and t.observed]
+    ic_s = np.array([t.t_ic for t in truth])
+    tc_s = np.array([t.t_fc for t in truth])
+    matched, extra, _, gct_err = _match(steps, ic_s, tc_s)
+    assert extra == 0
+    assert matched >= 0.9 * len(truth)
+    assert np.mean(np.abs(gct_err)) * 1000.0 <= 15.0
