@@ -33,8 +33,8 @@ from sensord.sources.ble.virtual_sensor import (
     feed_from_simulation,
 )
 
-FEED_S = 24.0
-SPEED = 8.0
+FEED_S = 20.0
+SPEED = 12.0
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,8 @@ async def collect(feed: SensorFeed, profile: str, *, speed: float = SPEED,
             end_host = sensor.started_host_s + (feed_s or feed.duration_s) / speed + 0.3
             loop = asyncio.get_running_loop()
             await asyncio.wait({task}, timeout=max(0.0, end_host - loop.time()))
-            # let what is in flight arrive (the sensor has stopped: its feed ended)
+            # stop the sensor, then let what is in flight arrive
+            await sensor.stop_streaming()
             for _ in range(20):
                 if task.done() or col.stats.samples_out >= sensor.stats.samples_sent:
                     break
@@ -126,7 +127,7 @@ IMU_PROFILES = [p.name for p in PROFILES if p.rates_hz]
 
 #: WitMotion sends one notification per sample; at 8x that saturates a shared 2-core box
 #: and arrival timing (its only clock) would see the backlog as lost samples.
-SPEEDS = {"witmotion": 3.0}
+SPEEDS = {"witmotion": 4.0}
 
 
 @pytest.mark.parametrize("profile", IMU_PROFILES)
@@ -147,9 +148,10 @@ async def test_live_path_steps_match_simulator_truth(feed: SensorFeed, profile: 
     assert h.duplicates == 0
     assert h.malformed == 0
     assert run.sensor is not None
-    # (Polar Verity pairs ACC with GYRO frames: its last ACC samples wait for a GYRO
+    # (Polar Verity pairs ACC with GYRO frames: its last ACC frame waits for a GYRO
     # frame that never comes when the feed ends)
-    assert 0 <= run.sensor.stats.samples_sent - col.stats.samples_out <= 3
+    held_back = 16 if profile == "polar-verity" else 0
+    assert 0 <= run.sensor.stats.samples_sent - col.stats.samples_out <= held_back
     # samples sit at the nominal rate on the run's time axis
     rate = col.info.rate_hz
     assert rate is not None

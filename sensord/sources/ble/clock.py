@@ -162,19 +162,22 @@ def init_arrival() -> ArrivalState:
     return ArrivalState()
 
 
-def arrival_times(params: ArrivalParams, state: ArrivalState, n: int,
-                  arrival_s: float) -> tuple[ArrivalState, FloatArray, int]:
+def arrival_times(params: ArrivalParams, state: ArrivalState, n: int, arrival_s: float,
+                  resync: bool = False) -> tuple[ArrivalState, FloatArray, int]:
     """Virtual sensor times of the ``n`` samples of a packet that arrived at ``arrival_s``.
 
-    Returns the new state, the times (``index * period_s``) and how many samples were
-    judged lost before this packet (0 normally).
+    ``resync`` says samples were certainly lost before this packet (the link went down
+    and came back): the counter then jumps by however late the packet is, however
+    little (minus nothing: up to one period of the radio's latency jitter may be
+    counted as lost). Returns the new state, the times (``index * period_s``) and how
+    many samples were judged lost before this packet (0 normally).
     """
     idx = state.next_index
     skipped = 0
     if state.clock.s0 is not None:
         t_last = (idx + n - 1) * params.period_s
         late_s = arrival_s - to_host_scalar(state.clock, t_last)
-        if late_s > params.gap_s:
+        if late_s > params.gap_s or (resync and late_s > 0):
             skipped = int(late_s / params.period_s)
             idx += skipped
     t = (idx + np.arange(n, dtype=np.float64)) * params.period_s

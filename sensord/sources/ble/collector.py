@@ -208,7 +208,8 @@ class BleCollector:
         self._closing = False
         self._supervisor: asyncio.Task[None] | None = None
         self._disconnected = asyncio.Event()
-        self._last_data_host: float = 0.0
+        self._last_data_host: float = 0.0  # arrival of the last notification
+        self._watch_from_host: float = 0.0  # session start / last streaming restart
         self._rng = random.Random(0x5E5D)
         self.stats = CollectorStats()
         self._t0_host = 0.0
@@ -405,7 +406,7 @@ class BleCollector:
             await client.start_notify(uuid, self._on_notify)
         for uuid, cmd in prof.start_commands(p.rate_hz, p.gyro):
             await client.write_gatt_char(uuid, cmd, response=True)
-        self._last_data_host = self._host_now()
+        self._watch_from_host = self._host_now()
         battery: int | None = None
         if prof.battery_uuid is not None:
             with contextlib.suppress(Exception):
@@ -453,28 +454,27 @@ class BleCollector:
             if client is None or self._disconnected.is_set() or not client.is_connected:
                 return "down"
             now = self._host_now()
-            silent = now - self._last_data_host
+            silent = now - max(self._last_data_host, self._watch_from_host)
+            if restarted and self._last_data_host > self._watch_from_host:
+                restarted = False  # data flows again after the restart
             if silent >= self._watchdog_s():
-                if not restarted:
-                    self.stats.stalls_detected += 1
-                    self.stats.stall_detect_delays_s.append(silent)
-                    log.warning("%s: no data for %.1f s while connected; restarting streaming",
-                                self.info.name or self.info.sensor_id, silent)
-                    self._health = health.on_connection(self._health, True, stall=True)
-                    self._push_link(_Link(up=True, stall=True))
-                    restarted = True
-                    try:
-                        await self._restart_streaming(client)
-                    except LINK_ERRORS as e:
-                        log.info("streaming restart failed (%s); reconnecting", e)
-                        return "stall"
-                    self._last_data_host = self._host_now()
-                else:
+                if restarted:
                     log.warning("%s: still silent after a streaming restart; reconnecting",
                                 self.info.name or self.info.sensor_id)
                     return "stall"
-            elif restarted and silent < tick * 2:
-                restarted = False  # data flows again
+                self.stats.stalls_detected += 1
+                self.stats.stall_detect_delays_s.append(silent)
+                log.warning("%s: no data for %.1f s while connected; restarting streaming",
+                            self.info.name or self.info.sensor_id, silent)
+                self._health = health.on_connection(self._health, True, stall=True)
+                self._push_link(_Link(up=True, stall=True))
+                restarted = True
+                try:
+                    await self._restart_streaming(client)
+                except LINK_ERRORS as e:
+                    log.info("streaming restart failed (%s); reconnecting", e)
+                    return "stall"
+                self._watch_from_host = self._host_now()
             await asyncio.sleep(tick)
         return "down"
 
@@ -523,6 +523,7 @@ class BleCollector:
         t0 = self._t0_host * scale
         last_out = -np.inf
         check_epoch = False
+        resync_arrival = False
         next_health = self._host_now()
 
         def host_scaled(h: float) -> float:
@@ -574,6 +575,7 @@ class BleCollector:
             while self._links:
                 link = self._links.popleft()
                 if not link.up:
+                    resync_arrival = True
                     rstate, outs = reorder.flush_all(rparams, rstate)
                     events.extend(released(outs, mapping))
                     self._health = health.on_connection(self._health, False)
@@ -623,7 +625,9 @@ class BleCollector:
                         cstate = clock.observe(cparams, cstate, float(t_sensor[-1]), arrival)
                         mapping = cstate
                     else:
-                        astate, t_sensor, _ = clock.arrival_times(aparams, astate, n, arrival)
+                        astate, t_sensor, _ = clock.arrival_times(aparams, astate, n, arrival,
+                                                                  resync=resync_arrival)
+                        resync_arrival = False
                         mapping = astate.clock
                     latency = arrival - clock.to_host_scalar(mapping, float(t_sensor[-1]))
                     self._health = health.on_packet(self._health_params, self._health, n,

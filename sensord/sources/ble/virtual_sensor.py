@@ -328,13 +328,17 @@ class VirtualSensor:
         await self.device.start_advertising(
             auto_restart=True, advertising_interval_min=iv, advertising_interval_max=iv)
 
-    async def stop(self) -> None:
-        """Stop streaming, drop any connection, power off."""
+    async def stop_streaming(self) -> None:
+        """Stop the sensor clock (no more data); the connection stays up."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+
+    async def stop(self) -> None:
+        """Stop streaming, drop any connection, power off."""
+        await self.stop_streaming()
         with contextlib.suppress(Exception):
             await self.device.stop_advertising()
         if self._connection is not None:
@@ -536,6 +540,9 @@ class VirtualSensor:
                 held, self._held = self._held, None
                 await self._notify(*held)
             self.stats.data_notifications += 1
+        if self._held is not None:  # swaps stay within one batch: nothing is left behind
+            held, self._held = self._held, None
+            await self._notify(*held)
 
     async def _notify(self, ch: Characteristic[Any], payload: bytes) -> None:
         if self._connection is None:
