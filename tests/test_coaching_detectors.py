@@ -190,3 +190,12 @@ def test_foot_sensor_stream_one_contact_per_stride() -> None:
     assert 800.0 < raised[0].t_s < 870.0
     assert not [a for a in raised if a.kind == "pelvic_drop_rising"]
     assert [b.activity for b in bouts(state)] == ["run"]
+
+
+def test_balance_shift_detected_on_the_leaning_side() -> None:
+    for seed in (1, 2):
+        run = SynthRun(duration_s=1100.0, fatigue=SynthFatigue(800.0, 60.0, balance_pct=3.0))
+        _, ev = run_offline(P, synth_steps(run, seed))
+        raised = [a for a in _alerts(ev) if a.state == "raised"]
+        assert [(a.kind, a.side) for a in raised] == [("gct_balance_drift", "left")]
+        assert raised[0].t_s - 800.0 < 90.0

@@ -87,6 +87,7 @@ class ChartSpec:
     side: Side | None
     label: str
     weight: float
+    adaptive: bool = False
 
 
 CHARTS: tuple[ChartSpec, ...] = (
@@ -95,8 +96,10 @@ CHARTS: tuple[ChartSpec, ...] = (
     ChartSpec("pelvic_drop_rising", "pelvic_drop_left_deg", +1, False, "left", "Hip drop", 0.1),
     ChartSpec("pelvic_drop_rising", "pelvic_drop_right_deg", +1, False, "right", "Hip drop",
               0.1),
-    ChartSpec("gct_balance_drift", "gct_balance_pct", +1, False, "left", "Balance", 0.05),
-    ChartSpec("gct_balance_drift", "gct_balance_pct", -1, False, "right", "Balance", 0.05),
+    ChartSpec("gct_balance_drift", "gct_balance_pct", +1, False, "left", "Balance", 0.05,
+              adaptive=True),
+    ChartSpec("gct_balance_drift", "gct_balance_pct", -1, False, "right", "Balance", 0.05,
+              adaptive=True),
     ChartSpec("variability_rising", "stride_time_cv_pct", +1, False, None, "Rhythm", 0.15),
     ChartSpec("vertical_oscillation_rising", "vertical_oscillation_cm", +1, True, None,
               "Bounce", 0.1),
@@ -172,6 +175,8 @@ class ChartState:
     raised: bool = False
     clear_since_s: float | None = None
     cooldown_until_s: float = -math.inf
+    prev_y: float | None = None
+    spread_var: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,11 +558,20 @@ class _Run:
             if base is None or x is None or y is None:
                 continue
             # the pace proxy may explain a change away, never create one (one-sided)
-            z_raw = spec.direction * (y - base.level) / base.scale
-            z_pace = spec.direction * (y - base.level - _pace_term(p, spec, b, base)) / base.scale
+            c = self.charts[i]
+            spread_var = c.spread_var
+            if c.prev_y is not None:  # successive differences: blind to level shifts
+                spread_var = ewma_update(spread_var, 0.5 * (y - c.prev_y) ** 2, 0.1)
+            scale = base.scale
+            if spec.adaptive and spread_var is not None:
+                scale = max(scale, math.sqrt(spread_var))
+            # the pace proxy may explain a change away, never create one (one-sided)
+            z_raw = spec.direction * (y - base.level) / scale
+            z_pace = spec.direction * (y - base.level - _pace_term(p, spec, b, base)) / scale
             z = min(z_raw, z_pace)
-            self.charts[i] = self.update_chart(
-                self.charts[i], z, x, b, armed, spec, _untransform(spec, base.level)
+            self.charts[i] = replace(
+                self.update_chart(c, z, x, b, armed, spec, _untransform(spec, base.level)),
+                prev_y=y, spread_var=spread_var,
             )
 
     def band_chart(self, b: BlockValues) -> None:
