@@ -137,6 +137,21 @@ class VirtualAir:
         return device
 
 
+async def expose_air(air: VirtualAir, spec: str) -> Any:
+    """Attach a virtual controller to ``air`` behind the HCI transport ``spec``.
+
+    Another process (or a Bumble tool) opening the matching client transport (for
+    ``tcp-server:127.0.0.1:9000``, ``tcp-client:127.0.0.1:9000``) gets an HCI controller
+    on this virtual radio: it sees and connects to the virtual sensors here. Returns the
+    transport (close it to stop).
+    """
+    transport = await open_transport(spec)
+    Controller("sensord-hci-bridge", host_source=transport.source,
+               host_sink=transport.sink, link=air.link,
+               public_address=air.new_address())
+    return transport
+
+
 class BumbleRadio:
     """A Bumble :class:`Device` acting as GATT central, and how to hand it to bleak.
 
