@@ -382,19 +382,24 @@ def _append(params: FootParams, state: FootState, raw: FloatArray) -> FootState:
 
 
 def _update_axis(params: FootParams, state: FootState) -> FootState:
-    """Fold the covariance, adopt the dominant rotation axis, vote on its sign."""
+    """Fold the covariance, adopt the dominant rotation axis, vote on its sign.
+
+    Samples keep the pitch rate of the axis in force when they arrived (a function of
+    their absolute position only); the ring is re-projected only when the axis is
+    adopted, lost or flipped, and the event logic then restarts over the ring.
+    """
     k = _update_period(params, state.rate_hz)
-    state = replace(state, next_update=state.next_update + k)
+    nxt = state.next_update + k
     if not state.has_gyro:
-        return state
+        return replace(state, next_update=nxt)
     decay = math.exp(-k / (params.axis_memory_s * state.rate_hz))
     cov = decay * state.cov + state.cov_part
     cov_n = decay * state.cov_n + k
-    state = replace(state, cov=cov, cov_n=cov_n, cov_part=np.zeros((3, 3)))
     vals, vecs = np.linalg.eigh(cov / cov_n)
     total = float(vals.sum())
     if total < params.min_axis_rate_dps**2 or vals[-1] < params.min_axis_share * total:
-        return state
+        return replace(state, next_update=nxt, cov=cov, cov_n=cov_n,
+                       cov_part=np.zeros((3, 3)))
     e = np.asarray(vecs[:, -1], dtype=np.float64)
     if state.axis is not None and float(e @ state.axis) < 0.0:
         e = -e
@@ -404,18 +409,19 @@ def _update_axis(params: FootParams, state: FootState) -> FootState:
     flipped = polarity < 0.0
     if flipped:
         e, polarity = -e, -polarity
-    adopted = polarity >= params.min_polarity_m
-    axis = e if adopted else None
+    axis = e if polarity >= params.min_polarity_m else None
+    if not flipped and (state.axis is None) == (axis is None):
+        return replace(state, next_update=nxt, cov=cov, cov_n=cov_n,
+                       cov_part=np.zeros((3, 3)), polarity=polarity, axis=axis)
+    # the pitch-rate history changed meaning: re-project the ring and restart the
+    # event logic over it (after the last reported toe-off), so the first strides count
     sig = state.sig.data.copy()
     sig[:, _P] = 0.0 if axis is None else state.raw.data[:, 3:] @ axis
-    new = replace(state, polarity=polarity, axis=axis, sig=Ring(state.sig.start, sig))
-    if flipped or (state.axis is None) != (axis is None):
-        # the pitch-rate history changed meaning: restart the event logic over the
-        # whole ring (after the last reported toe-off), so the first strides count too
-        restart = new.sig.start if state.last_tc is None else max(
-            new.sig.start, math.floor(state.last_tc) + 1)
-        new = replace(new, phase=_UNKNOWN, pending_ic=None, scan=restart)
-    return new
+    restart = state.sig.start if state.last_tc is None else max(
+        state.sig.start, math.floor(state.last_tc) + 1)
+    return replace(state, next_update=nxt, cov=cov, cov_n=cov_n, cov_part=np.zeros((3, 3)),
+                   polarity=polarity, axis=axis, sig=Ring(state.sig.start, sig),
+                   phase=_UNKNOWN, pending_ic=None, scan=restart)
 
 
 def _polarity_vote(params: FootParams, state: FootState, axis: FloatArray) -> float:
@@ -657,14 +663,11 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
     # among samples where the foot no longer swings fast (a knock in mid-swing, or the
     # heel drop itself, is not the touch-down)
     lo = max(b, w.swing_start, z - w.n(prm.heel_drop_s))
-    onset = _impact_onset(w, lo, z + w.n(prm.impact_window_s), 0.5 * peak)
+    onset, top = _impact_onset(w, lo, z + w.n(prm.impact_window_s), 0.5 * peak)
     if onset is not None:
         # an impact must stand out of the swing's own jerk
-        j = w.sig[:, _J]
-        win = j[lo - b:z + w.n(prm.impact_window_s) - b]
-        sj = j[max(w.swing_start, b) - b:z - b]
-        swing_j = float(sj.sum()) / max(1, sj.shape[0])
-        if float(win.max()) < prm.impact_ratio * swing_j:
+        sj = w.sig[max(w.swing_start, b) - b:z - b, _J]
+        if top * sj.shape[0] < prm.impact_ratio * float(sj.sum()):
             onset = None
     ic = zc
     if onset is not None and (running or onset < zc
@@ -677,22 +680,26 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
     w.scan = math.ceil(ic if onset is None else min(ic, onset))
 
 
-def _impact_onset(w: _Work, a: int, b: int, max_rate_dps: float = math.inf) -> float | None:
+def _impact_onset(w: _Work, a: int, b: int,
+                  max_rate_dps: float = math.inf) -> tuple[float | None, float]:
     """Impact onset in ``[a, b)``: first sample above ``impact_frac`` of the largest jerk.
 
-    Only samples whose pitch rate is below ``max_rate_dps`` are candidates.
+    Only samples whose pitch rate is below ``max_rate_dps`` are candidates. Returns the
+    onset (fractional absolute index, or ``None``) and the largest jerk of the window.
     """
     a = max(a, w.base)
     seg = w.sig[a - w.base:b - w.base]
     if seg.shape[0] < 2:
-        return None
-    j = np.where(seg[:, _P] < max_rate_dps, seg[:, _J], 0.0)
+        return None, 0.0
+    j = seg[:, _J].copy()
+    top_all = float(j.max())
+    j[seg[:, _P] >= max_rate_dps] = 0.0
     top = float(j.max())
     if top <= 0.0:
-        return None
-    above = np.flatnonzero(j >= w.params.impact_frac * top)
+        return None, top_all
+    k = int((j >= w.params.impact_frac * top).argmax())
     # jerk sample k is the change from sample k - 1 to k: its midpoint
-    return float(a + int(above[0])) - 0.5
+    return float(a + k) - 0.5, top_all
 
 
 def _toe_off_gyro(w: _Work, a: int, k: int) -> None:
@@ -754,7 +761,7 @@ def _detect_acc(w: _Work) -> None:
             earliest = max(b, m - n_back)
             if w.last_tc is not None:
                 earliest = max(earliest, math.ceil(w.last_tc + n_min_swing))
-            onset = _impact_onset(w, earliest, m) if m - earliest >= 2 else None
+            onset = _impact_onset(w, earliest, m)[0] if m - earliest >= 2 else None
             ic = None
             if onset is not None:
                 peak = float(w.sig[earliest - b:m - b, _J].max())
