@@ -675,9 +675,9 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
         ic = onset
     w.swing_peak = peak if w.swing_peak is None else (
         (1 - prm.peak_memory) * w.swing_peak + prm.peak_memory * peak)
-    # the toe-off search starts at the touch-down (the earlier of the two markers)
+    # the toe-off search starts at the touch-down transient where there is one
     w.phase, w.pending_ic = _STANCE, ic
-    w.scan = math.ceil(ic if onset is None else min(ic, onset))
+    w.scan = math.ceil(ic if onset is None else onset)
 
 
 def _impact_onset(w: _Work, a: int, b: int,
