@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.signal import lfilter
 
 from sensord.model import FloatArray
@@ -105,20 +106,22 @@ def update_forward(state: ForwardState, pattern: FloatArray,
     return ForwardState(pattern, c_sum, c_diff, braking, state.steps + 1)
 
 
-def forward_axis(state: ForwardState, up: FloatArray, min_steps: int = 4) -> FloatArray | None:
-    """Unit forward vector in the sensor frame, or None while not yet identifiable."""
-    if state.steps < min_steps or state.c_sum is None or state.c_diff is None:
-        return None
-    assert state.braking is not None
-    p = np.eye(3) - np.outer(up, up)  # project onto the horizontal plane
-    m = p @ (state.c_sum - state.c_diff) @ p
-    vals, vecs = np.linalg.eigh(m)
-    f = vecs[:, int(np.argmax(vals))]
-    f = f - up * float(f @ up)
-    n = float(np.linalg.norm(f))
-    if n < 1e-6:
-        return None
-    f = f / n
-    if float(f @ state.braking) > 0.0:  # early-step acceleration must point backwards
-        f = -f
-    return np.asarray(f, dtype=np.float64)
+MIN_FORWARD_STEPS = 4
+
+
+def forward_axes(c_net: FloatArray, braking: FloatArray,
+                 up: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """Forward unit vectors for a batch, from ``c_sum - c_diff`` ``(n, 3, 3)``, the braking
+    means ``(n, 3)`` and the up vectors ``(n, 3)``; and which of them are identifiable."""
+    n = up.shape[0]
+    p = np.eye(3)[None, :, :] - up[:, :, None] * up[:, None, :]
+    m = p @ c_net @ p
+    _, vecs = np.linalg.eigh(m)
+    f = vecs[:, :, -1]  # eigenvector of the largest eigenvalue
+    f = f - up * np.einsum("ni,ni->n", f, up)[:, None]
+    norm = np.linalg.norm(f, axis=1)
+    ok = norm > 1e-6
+    f = f / np.where(ok, norm, 1.0)[:, None]
+    flip = np.einsum("ni,ni->n", f, braking) > 0.0  # early-step acceleration points back
+    f = np.where(flip[:, None], -f, f)
+    return np.where(ok[:, None], f, 0.0).reshape(n, 3), ok

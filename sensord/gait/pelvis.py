@@ -54,6 +54,7 @@ from dataclasses import dataclass, field, replace
 from statistics import median
 
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import maximum_filter1d
 
 from sensord.gait import orientation, timing
@@ -141,6 +142,7 @@ class PelvisState:
     der: Ring
     cand_next: int
     last_peak: int | None
+    last_candidate: int | None
     trough_g: float
     amplitudes: tuple[float, ...]
     pending: tuple[_Stance, ...]
@@ -156,7 +158,8 @@ def init_pelvis(params: PelvisParams, rate_hz: float, start_index: int = 0,
     return PelvisState(
         rate_hz=rate_hz, has_gyro=has_gyro, gravity=orientation.GravityState(),
         raw=Ring.empty(start_index, _RAW_CH), der=Ring.empty(start_index, 3),
-        cand_next=start_index, last_peak=None, trough_g=math.inf, amplitudes=(), pending=(),
+        cand_next=start_index, last_peak=None, last_candidate=None, trough_g=math.inf,
+        amplitudes=(), pending=(),
         forward=orientation.ForwardState(), timing=timing.TimingState(), prev_ic=None,
         prev_side=None)
 
@@ -223,232 +226,342 @@ def step_pelvis(params: PelvisParams, state: PelvisState,
 
 def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
     """End of stream: settle what can be settled; stances without FC get none."""
-    steps: list[Step] = []
-    for stance in state.pending:
-        state, st = _emit(params, state, stance, None)
-        steps.append(st)
-    return replace(state, pending=()), steps
+    if not state.pending:
+        return state, []
+    fcs = _final_contacts(params, state)
+    stances = state.pending
+    state = replace(state, pending=())
+    return _emit(params, state, stances, [f if isinstance(f, float) else None for f in fcs])
 
 
 def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
+    """Find new humps, accept stances, settle final contacts, emit steps (in order)."""
     rate = state.rate_hz
     der = state.der
     wp = max(1, round(params.peak_window_s * rate))
     lo = max(state.cand_next, der.start + wp)
     hi = der.end - wp
-    steps: list[Step] = []
     if hi > lo:
-        seg = der.get(lo - wp, hi + wp)[:, _SP]
+        sp = der.data[:, _SP]
+        seg = sp[lo - wp - der.start: hi + wp - der.start]
         mf = maximum_filter1d(seg, size=2 * wp + 1, mode="nearest")
         inner = slice(wp, wp + (hi - lo))
         is_peak = (seg[inner] >= mf[inner]) & (seg[inner] > seg[wp - 1: wp - 1 + (hi - lo)])
         candidates = np.flatnonzero(is_peak) + lo
-        # troughs between consecutive candidates, for the amplitude test
-        for c in candidates.tolist():
-            state, new_steps = _consider(params, state, c)
-            steps.extend(new_steps)
+        prev_peak = state.last_peak
+        state, accepted = _accept(params, state, candidates)
+        if accepted:
+            stances = _initial_contacts(params, state, np.array(accepted), prev_peak)
+            state = replace(state, pending=(*state.pending, *stances))
         state = replace(state, cand_next=hi)
-    state, settled = _settle(params, state)
-    steps.extend(settled)
+    return _settle(params, state)
+
+
+def _accept(params: PelvisParams, state: PelvisState,
+            candidates: npt.NDArray[np.intp]) -> tuple[PelvisState, list[int]]:
+    """Sequential hump acceptance (plain floats: a few microseconds per candidate)."""
+    if candidates.size == 0:
+        return state, []
+    rate = state.rate_hz
+    der = state.der
+    sp = der.data[:, _SP]
+    d0 = der.start
+    min_step = round(params.min_step_s * rate)
+    max_step = round(params.max_step_s * rate)
+    # minimum of the smoothed signal between consecutive candidates
+    # (running_min covers [last peak, last candidate]; continue from the last candidate)
+    first = state.last_candidate if state.last_candidate is not None else int(candidates[0])
+    bounds = np.concatenate([[max(first, d0)], candidates]) - d0
+    seg_min = np.minimum.reduceat(sp, bounds)[:-1] if bounds.size > 1 else np.empty(0)
+    seg_min = np.minimum(seg_min, sp[candidates - d0])
+    peaks_g = sp[candidates - d0].tolist()
+    last_peak = state.last_peak
+    running_min = state.trough_g
+    amps = list(state.amplitudes)
+    accepted: list[int] = []
+    for c, m, peak_g in zip(candidates.tolist(), seg_min.tolist(), peaks_g, strict=True):
+        if last_peak is None:
+            trough = float(np.min(sp[max(c - max_step, d0) - d0: c - d0 + 1]))
+        else:
+            running_min = min(running_min, m)
+            trough = running_min
+            if c - last_peak > max_step:
+                amps = []
+            if c - last_peak < min_step:
+                continue
+        amp = peak_g - trough
+        need = params.min_amplitude_g
+        if amps:
+            need = max(need, params.rel_amplitude * median(amps))
+        if amp < need:
+            continue
+        accepted.append(c)
+        amps = [*amps, amp][-params.amplitude_memory:]
+        last_peak = c
+        running_min = math.inf
+    return replace(state, last_peak=last_peak, last_candidate=int(candidates[-1]),
+                   trough_g=running_min, amplitudes=tuple(amps)), accepted
+
+
+def _windows(start: npt.NDArray[np.intp], length: int, lo: int,
+             hi: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """Index windows ``start + [0, length)`` clipped to ``[lo, hi)``, and their validity."""
+    idx = start[:, None] + np.arange(length)[None, :]
+    valid = (idx >= lo) & (idx < hi)
+    return np.clip(idx, lo, hi - 1), valid
+
+
+def _initial_contacts(params: PelvisParams, state: PelvisState, peaks: npt.NDArray[np.intp],
+                      prev_peak: int | None) -> list[_Stance]:
+    """Initial contact, flight baseline and gait mode of newly accepted humps (vectorised)."""
+    rate = state.rate_hz
+    der = state.der
+    d0, d1_end = der.start, der.end
+    se, d1 = der.data[:, _SE], der.data[:, _D1]
+    n = peaks.size
+    w_rise = round(params.rise_window_s * rate)
+    prev = np.empty(n, dtype=np.int64)
+    prev[1:] = peaks[:-1]
+    prev[0] = prev_peak if prev_peak is not None else np.iinfo(np.int64).min // 2
+    lo = np.maximum(np.maximum(peaks - w_rise, prev + round(0.5 * params.min_step_s * rate)),
+                    d0 + 1)
+    idx, valid = _windows(peaks - w_rise, w_rise + 1, d0, d1_end)
+    valid &= idx >= lo[:, None]
+    slope = np.where(valid, d1[idx - d0], -np.inf)
+    i = np.argmax(slope, axis=1)
+    rows = np.arange(n)
+    top = slope[rows, i]
+    # a separate jolt (sharp rise, then a fall as steep) before the steepest rise starts
+    # the contact instead: a double jolt, as on a stopping step
+    frac = params.first_rise_fraction
+    before = valid & (np.arange(w_rise + 1)[None, :] < i[:, None])
+    dip = np.where(before, slope, np.inf).min(axis=1) < -frac * top
+    for r in np.flatnonzero(dip).tolist():
+        row = slope[r]
+        lm = np.zeros(row.size, dtype=bool)
+        lm[1:-1] = (row[1:-1] >= row[:-2]) & (row[1:-1] >= row[2:])
+        for j in np.flatnonzero(lm[: i[r]] & (row[: i[r]] >= frac * top[r])).tolist():
+            if float(np.min(row[j: i[r]])) < -frac * top[r]:
+                i[r] = j
+                break
+    k_rise = idx[rows, i]
+    b_idx, _ = _windows(k_rise - round(0.15 * rate), round(0.15 * rate) + 1, d0, d1_end)
+    baseline = se[b_idx - d0].min(axis=1)
+    w_on = round(params.walk_onset_window_s * rate)
+    l_idx, _ = _windows(k_rise - w_on, w_on + 1, d0, d1_end)
+    local = se[l_idx - d0].min(axis=1)
+    s_rise = se[k_rise - d0]
+    g = d1[k_rise - d0] / rate  # g per sample
+    running = baseline < params.flight_level_g
+    inner = (k_rise > lo) & (k_rise < peaks) & (k_rise - 1 >= d0) & (k_rise + 1 < d1_end)
+    km = np.clip(k_rise - 1 - d0, 0, None)
+    kp = np.clip(k_rise + 1 - d0, None, se.size - 1)
+    ym, y0, yp = d1[km], d1[k_rise - d0], d1[kp]
+    den = ym - 2.0 * y0 + yp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.where(inner & (den != 0.0), np.clip(0.5 * (ym - yp) / den, -0.5, 0.5), 0.0)
+        back_run = np.minimum((s_rise - baseline) / g, 0.1 * rate)
+        back_walk = np.where(g > 0, (s_rise - local) / g, 0.0)
+    ic = np.where(running & (g > 0), k_rise - back_run, k_rise + off - back_walk)
+    return [_Stance(int(p), float(x), float(b), bool(r))
+            for p, x, b, r in zip(peaks.tolist(), ic.tolist(), baseline.tolist(),
+                                  (running & (g > 0)).tolist(), strict=True)]
+
+
+def _settle(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
+    """Emit, in order, the pending stances whose final contact can now be decided."""
+    if not state.pending:
+        return state, []
+    fcs = _final_contacts(params, state)
+    n = 0
+    while n < len(fcs) and fcs[n] is not False:
+        n += 1
+    if n == 0:
+        return state, []
+    decided = state.pending[:n]
+    state = replace(state, pending=state.pending[n:])
+    return _emit(params, state, decided, [f if isinstance(f, float) else None
+                                          for f in fcs[:n]])
+
+
+def _final_contacts(params: PelvisParams, state: PelvisState) -> list[float | bool | None]:
+    """Per pending stance: its FC (fractional index), None (none found) or False (wait)."""
+    rate = state.rate_hz
+    der = state.der
+    d0, end = der.start, der.end
+    se, d1, sp = der.data[:, _SE], der.data[:, _D1], der.data[:, _SP]
+    pending = state.pending
+    t_len = round(params.max_step_s * rate)
+    out: list[float | bool | None] = [False] * len(pending)
+    run = [k for k, st in enumerate(pending) if st.running]
+    if run:
+        peaks = np.array([pending[k].peak for k in run])
+        base = np.array([pending[k].baseline_g for k in run])
+        idx, valid = _windows(peaks, t_len, d0, end)
+        seg = se[idx - d0]
+        level = base + 0.25 * (se[peaks - d0] - base)
+        below = valid & (seg < level[:, None])
+        has = below.any(axis=1)
+        e = np.argmax(below, axis=1) + 2
+        found = has & (peaks + e < end)
+        timed_out = ~has & (end >= peaks + t_len)
+        slope = np.where(np.arange(t_len)[None, :] <= e[:, None], d1[idx - d0], np.inf)
+        j = np.argmin(slope, axis=1)
+        rows = np.arange(peaks.size)
+        fall = -slope[rows, j] / rate
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fwd = np.minimum((seg[rows, j] - base) / fall, 0.1 * rate)
+        fc = peaks + j + fwd
+        for r, k in enumerate(run):
+            if found[r]:
+                out[k] = float(fc[r]) if fall[r] > 0 else None
+            elif timed_out[r]:
+                out[k] = None
+    w = round(params.walk_fc_window_s * rate)
+    for k, st in enumerate(pending):
+        if st.running:
+            continue
+        c = st.peak
+        nxt = pending[k + 1].peak if k + 1 < len(pending) else None
+        if nxt is None or nxt > c + t_len:
+            if end >= c + t_len:
+                out[k] = None
+            continue
+        if end < nxt + w + 1:
+            continue
+        seg1 = sp[nxt - d0: nxt + w + 1 - d0]
+        jj = int(np.argmin(seg1))
+        off = (parabolic_offset(seg1[jj - 1], seg1[jj], seg1[jj + 1])
+               if 0 < jj < seg1.shape[0] - 1 else 0.0)
+        out[k] = float(nxt + jj + off)
+    return out
+
+
+def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...],
+          fcs: list[float | None]) -> tuple[PelvisState, list[Step]]:
+    """Per-step metrics of settled stances, vectorised over the batch."""
+    rate = state.rate_hz
+    raw = state.raw
+    r0, r_end = raw.start, raw.end
+    data = raw.data
+    n = len(stances)
+    ic = np.array([s.ic for s in stances])
+    fc = np.array([np.nan if f is None else f for f in fcs])
+    gct_s = (fc - ic) / rate
+    fc = np.where((gct_s >= 0.05) & (gct_s <= 1.5), fc, np.nan)
+    ic_i = np.floor(ic).astype(np.int64)
+    has_fc = np.isfinite(fc)
+    stance_end = np.where(has_fc, np.ceil(np.nan_to_num(fc)).astype(np.int64),
+                          ic_i + round(0.2 * rate))
+
+    # side from the yaw rate around IC
+    sides: list[Side | None] = [None] * n
+    prev_side = state.prev_side
+    if state.has_gyro:
+        w0, w1 = round(params.side_window_s[0] * rate), round(params.side_window_s[1] * rate)
+        idx, valid = _windows(ic_i + w0, w1 - w0 + 1, r0, r_end)
+        yaw = np.where(valid, data[idx - r0, _WUP], 0.0)
+        score = (yaw.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)).tolist()
+        for k in range(n):
+            if abs(score[k]) > 1.0 or prev_side is None:
+                prev_side = "left" if score[k] < 0 else "right"
+            else:
+                prev_side = "right" if prev_side == "left" else "left"
+            sides[k] = prev_side
+
+    # the step that just completed, [previous IC, this IC]: VO and the forward axis
+    prev_ic = np.empty(n)
+    prev_ic[0] = np.nan if state.prev_ic is None else state.prev_ic
+    prev_ic[1:] = ic[:-1]
+    ok_prev = np.isfinite(prev_ic) & (ic - prev_ic > 0) & (ic - prev_ic <= params.max_step_s * rate)
+    p0 = np.where(ok_prev, np.floor(np.nan_to_num(prev_ic)), ic_i).astype(np.int64)
+    p0 = np.maximum(p0, r0)
+    m = ic_i - p0 + 1
+    ok_prev &= m >= 8
+    vo = np.full(n, np.nan)
+    patterns = np.zeros((n, orientation.PATTERN_POINTS, 3))
+    if ok_prev.any():
+        lmax = int(m[ok_prev].max())
+        idx, valid = _windows(p0, lmax, r0, r_end)
+        valid &= np.arange(lmax)[None, :] < m[:, None]
+        av = np.where(valid, data[idx - r0, _AV], 0.0)
+        vo = _vertical_oscillation_cm(av, valid, m, rate)
+        x = np.linspace(0.0, 1.0, orientation.PATTERN_POINTS)[None, :] * (m[:, None] - 1.0)
+        lo_i = np.floor(x).astype(np.int64)
+        hi_i = np.minimum(lo_i + 1, m[:, None] - 1)
+        frac = (x - lo_i)[:, :, None]
+        rows = np.arange(n)[:, None]
+        h = data[idx - r0][:, :, _HX:_HX + 3]
+        patterns = h[rows, lo_i] * (1.0 - frac) + h[rows, hi_i] * frac
+    forward = state.forward
+    c_net = np.zeros((n, 3, 3))
+    brake = np.zeros((n, 3))
+    known = np.zeros(n, dtype=bool)
+    for k in range(n):
+        if ok_prev[k]:
+            forward = orientation.update_forward(forward, patterns[k])
+        if (forward.steps >= orientation.MIN_FORWARD_STEPS and forward.c_sum is not None
+                and forward.c_diff is not None and forward.braking is not None):
+            c_net[k] = forward.c_sum - forward.c_diff
+            brake[k] = forward.braking
+            known[k] = True
+    up = data[np.clip(ic_i, r0, r_end - 1) - r0, _UP:_UP + 3]
+    f_axis, f_ok = orientation.forward_axes(c_net, brake, up)
+    f_ok &= known
+
+    # stance windows [IC, FC]: impact, braking, pelvic drop
+    length = stance_end - ic_i + 1
+    lmax = int(max(1, length.max()))
+    idx, valid = _windows(ic_i, lmax, r0, r_end)
+    valid &= np.arange(lmax)[None, :] < length[:, None]
+    seg = data[idx - r0]
+    impact = np.where(valid, seg[:, :, _AV], -np.inf).max(axis=1)
+    a_fwd = np.einsum("nlc,nc->nl", seg[:, :, _HX:_HX + 3], f_axis) / GRAVITY_MPS2
+    half = np.maximum(2, length // 2)
+    first_half = valid & (np.arange(lmax)[None, :] < half[:, None])
+    braking = -np.where(first_half, a_fwd, np.inf).min(axis=1)
+    w_fwd = np.einsum("nlc,nc->nl", seg[:, :, _GX:_GX + 3], f_axis)
+    angle = np.cumsum(np.where(valid, w_fwd, 0.0), axis=1) / rate
+    angle -= angle[:, :1]
+    sign = np.array([1.0 if sd == "left" else -1.0 for sd in sides])
+    drop = np.where(valid, sign[:, None] * angle, -np.inf).max(axis=1)
+    drop_ok = f_ok & has_fc & state.has_gyro & np.array([sd is not None for sd in sides])
+
+    steps: list[Step] = []
+    tstate = state.timing
+    for k in range(n):
+        t_ic = float(ic[k]) / rate
+        t_fc = float(fc[k]) / rate if has_fc[k] else None
+        tstate, tm = timing.update(params.timing, tstate, t_ic, t_fc, sides[k])
+        steps.append(Step(
+            t_ic=t_ic, t_fc=t_fc, gct_ms=None if t_fc is None else (t_fc - t_ic) * 1000.0,
+            cadence_spm=tm.cadence_spm, side=sides[k],
+            pelvic_drop_deg=float(drop[k]) if drop_ok[k] else None, placement="pelvis",
+            step_index=tm.step_index, step_time_s=tm.step_time_s,
+            stride_time_s=tm.stride_time_s, gct_balance_pct=tm.gct_balance_pct,
+            vertical_oscillation_cm=float(vo[k]) if ok_prev[k] else None,
+            impact_g=float(impact[k]) if length[k] >= 1 else None,
+            braking_g=float(braking[k]) if f_ok[k] and length[k] >= 2 else None,
+            flight_ms=tm.flight_ms))
+    state = replace(state, timing=tstate, prev_ic=float(ic[-1]), prev_side=prev_side,
+                    forward=forward)
     return state, steps
 
 
-def _consider(params: PelvisParams, state: PelvisState, c: int) -> tuple[PelvisState, list[Step]]:
-    """Accept or reject the hump at absolute index ``c``."""
-    rate = state.rate_hz
-    der = state.der
-    min_step = round(params.min_step_s * rate)
-    start = c - round(params.max_step_s * rate) if state.last_peak is None else state.last_peak
-    trough = float(np.min(der.get(start, c + 1)[:, _SP]))
-    peak_g = float(der.get(c, c + 1)[0, _SP])
-    amp = peak_g - trough
-    if state.last_peak is not None and c - state.last_peak > params.max_step_s * rate:
-        state = replace(state, amplitudes=())
-    if state.last_peak is not None and c - state.last_peak < min_step:
-        return state, []
-    need = params.min_amplitude_g
-    if state.amplitudes:
-        need = max(need, params.rel_amplitude * median(state.amplitudes))
-    if amp < need:
-        return state, []
-    # settle pending walking stances that waited for this next hump
-    state, steps = _settle(params, state, next_peak=c)
-    ic, baseline, running = _initial_contact(params, state, c)
-    amps = (*state.amplitudes, amp)[-params.amplitude_memory:]
-    stance = _Stance(c, ic, baseline, running)
-    state = replace(state, last_peak=c, amplitudes=amps, pending=(*state.pending, stance))
-    state, more = _settle(params, state)
-    return state, steps + more
+def _vertical_oscillation_cm(a_v_g: FloatArray, valid: npt.NDArray[np.bool_],
+                             m: npt.NDArray[np.int64], rate_hz: float) -> FloatArray:
+    """Peak-to-peak vertical displacement over each step (periodic double integration).
 
-
-def _initial_contact(params: PelvisParams, state: PelvisState, c: int) -> tuple[float, float, bool]:
-    rate = state.rate_hz
-    der = state.der
-    a = c - round(params.rise_window_s * rate)
-    if state.last_peak is not None:
-        a = max(a, state.last_peak + round(0.5 * params.min_step_s * rate))
-    a = max(a, der.start + 1)
-    seg = der.get(a, c + 1)
-    # the steepest rise before the hump; but a double jolt (a separate sharp rise and
-    # fall before the steepest one, as on a stopping step) starts at the first jolt
-    d1s = seg[:, _D1]
-    i = int(np.argmax(d1s))
-    top = float(d1s[i])
-    local_max = np.r_[False, (d1s[1:-1] >= d1s[:-2]) & (d1s[1:-1] >= d1s[2:]), False]
-    for j in np.flatnonzero(local_max[:i] & (d1s[:i] >= params.first_rise_fraction * top)):
-        if float(np.min(d1s[j:i])) < -params.first_rise_fraction * top:
-            i = int(j)
-            break
-    k_rise = a + i
-    pre = der.get(k_rise - round(0.15 * rate), k_rise + 1)[:, _SE]
-    baseline = float(np.min(pre))
-    d1 = seg[i, _D1] / rate  # g per sample
-    running = baseline < params.flight_level_g
-    if running and d1 > 0:
-        back = (seg[i, _SE] - baseline) / d1
-        ic = k_rise - min(back, 0.1 * rate)
-    else:
-        # no flight: extrapolate the tangent back to the trough just before the rise
-        if 0 < i < seg.shape[0] - 1:
-            k_rise_f = k_rise + parabolic_offset(seg[i - 1, _D1], seg[i, _D1], seg[i + 1, _D1])
-        else:
-            k_rise_f = float(k_rise)
-        w = round(params.walk_onset_window_s * rate)
-        local = float(np.min(der.get(k_rise - w, k_rise + 1)[:, _SE])) if w > 0 else seg[i, _SE]
-        ic = k_rise_f - ((seg[i, _SE] - local) / d1 if d1 > 0 else 0.0)
-    return float(ic), baseline, running
-
-
-def _settle(params: PelvisParams, state: PelvisState,
-            next_peak: int | None = None) -> tuple[PelvisState, list[Step]]:
-    """Emit, in order, the pending stances whose final contact can now be decided."""
-    steps: list[Step] = []
-    pending = list(state.pending)
-    while pending:
-        stance = pending[0]
-        decided, fc = _final_contact(params, state, stance, next_peak)
-        if not decided:
-            break
-        pending.pop(0)
-        state, st = _emit(params, replace(state, pending=tuple(pending)), stance, fc)
-        steps.append(st)
-    return replace(state, pending=tuple(pending)), steps
-
-
-def _final_contact(params: PelvisParams, state: PelvisState, stance: _Stance,
-                   next_peak: int | None) -> tuple[bool, float | None]:
-    rate = state.rate_hz
-    der = state.der
-    c = stance.peak
-    timeout = c + round(params.max_step_s * rate)
-    if stance.running:
-        peak_g = float(der.get(c, c + 1)[0, _SE]) if der.end > c else math.nan
-        level = stance.baseline_g + 0.25 * (peak_g - stance.baseline_g)
-        seg = der.get(c, min(der.end, timeout))
-        below = np.flatnonzero(seg[:, _SE] < level)
-        if below.size == 0:
-            return (der.end >= timeout), None
-        e = int(below[0]) + 2
-        if c + e >= der.end:
-            return False, None
-        j = int(np.argmin(seg[: e + 1, _D1]))
-        d1 = -seg[j, _D1] / rate
-        if d1 <= 0:
-            return True, None
-        fwd = min((seg[j, _SE] - stance.baseline_g) / d1, 0.1 * rate)
-        return True, float(c + j + fwd)
-    # walking: FC at the trough after the next hump
-    nxt = _next_pending_peak(state, stance)
-    if nxt is not None:
-        next_peak = nxt
-    if next_peak is None or next_peak > timeout:
-        # a later hump may still come: decide only at the timeout
-        return (der.end >= timeout), None
-    w = round(params.walk_fc_window_s * rate)
-    if der.end < next_peak + w + 1:
-        return False, None
-    seg = der.get(next_peak, next_peak + w + 1)[:, _SP]
-    j = int(np.argmin(seg))
-    off = parabolic_offset(seg[j - 1], seg[j], seg[j + 1]) if 0 < j < seg.shape[0] - 1 else 0.0
-    return True, float(next_peak + j + off)
-
-
-def _next_pending_peak(state: PelvisState, stance: _Stance) -> int | None:
-    later = [s.peak for s in state.pending if s.peak > stance.peak]
-    return min(later) if later else None
-
-
-def _emit(params: PelvisParams, state: PelvisState, stance: _Stance,
-          fc: float | None) -> tuple[PelvisState, Step]:
-    rate = state.rate_hz
-    raw = state.raw
-    ic = stance.ic
-    ic_i = math.floor(ic)
-    t_ic = ic / rate
-    t_fc = None if fc is None else fc / rate
-    if t_fc is not None and not 0.05 <= t_fc - t_ic <= 1.5:
-        t_fc, fc = None, None
-    fc_i = None if fc is None else math.ceil(fc)
-
-    # side from the yaw rate around IC
-    side: Side | None = None
-    if state.has_gyro:
-        w0, w1 = params.side_window_s
-        yaw = raw.get(ic_i + round(w0 * rate), ic_i + round(w1 * rate) + 1)[:, _WUP]
-        score = float(np.mean(yaw)) if yaw.size else 0.0
-        if abs(score) > 1.0 or state.prev_side is None:
-            side = "left" if score < 0 else "right"
-        else:
-            side = "right" if state.prev_side == "left" else "left"
-
-    # the step that just completed: [previous IC, this IC)
-    forward = state.forward
-    vo_cm = None
-    if state.prev_ic is not None and 0 < ic - state.prev_ic <= params.max_step_s * rate:
-        p0 = math.floor(state.prev_ic)
-        seg = raw.get(p0, ic_i + 1)
-        if seg.shape[0] >= 8:
-            forward = orientation.update_forward(forward, orientation.step_pattern(
-                seg[:, _HX:_HX + 3]))
-            vo_cm = _vertical_oscillation_cm(seg[:, _AV], rate)
-    up_at_ic = raw.get(ic_i, ic_i + 1)
-    f_axis = (orientation.forward_axis(forward, up_at_ic[0, _UP:_UP + 3])
-              if up_at_ic.shape[0] else None)
-
-    stance_end = fc_i if fc_i is not None else ic_i + round(0.2 * rate)
-    stance_seg = raw.get(ic_i, stance_end + 1)
-    impact = float(np.max(stance_seg[:, _AV])) if stance_seg.shape[0] else None
-
-    drop = None
-    braking = None
-    if f_axis is not None and stance_seg.shape[0] >= 2:
-        a_fwd = stance_seg[:, _HX:_HX + 3] @ f_axis / GRAVITY_MPS2
-        half = max(2, stance_seg.shape[0] // 2)
-        braking = float(-np.min(a_fwd[:half]))
-        if state.has_gyro and side is not None and fc_i is not None:
-            w_fwd = stance_seg[:, _GX:_GX + 3] @ f_axis
-            angle = np.cumsum(w_fwd) / rate
-            angle -= angle[0]
-            sign = 1.0 if side == "left" else -1.0
-            drop = float(np.max(sign * angle))
-
-    tstate, tm = timing.update(params.timing, state.timing, t_ic, t_fc, side)
-    st = Step(
-        t_ic=t_ic, t_fc=t_fc, gct_ms=None if t_fc is None else (t_fc - t_ic) * 1000.0,
-        cadence_spm=tm.cadence_spm, side=side, pelvic_drop_deg=drop, placement="pelvis",
-        step_index=tm.step_index, step_time_s=tm.step_time_s, stride_time_s=tm.stride_time_s,
-        gct_balance_pct=tm.gct_balance_pct, vertical_oscillation_cm=vo_cm, impact_g=impact,
-        braking_g=braking, flight_ms=tm.flight_ms)
-    state = replace(state, timing=tstate, prev_ic=ic, prev_side=side, forward=forward)
-    return state, st
-
-
-def _vertical_oscillation_cm(a_v_g: FloatArray, rate_hz: float) -> float | None:
-    """Peak-to-peak vertical displacement over one step (periodic double integration)."""
-    a = (a_v_g - np.mean(a_v_g)) * GRAVITY_MPS2
-    v = np.cumsum(a) / rate_hz
-    v -= np.mean(v)
-    z = np.cumsum(v) / rate_hz
-    n = z.shape[0]
-    z -= np.linspace(z[0], z[-1], n)
-    return float((np.max(z) - np.min(z)) * 100.0)
+    ``a_v_g`` is ``(n, L)``, each row one step of ``m`` valid samples, zero-padded.
+    """
+    cnt = np.maximum(m, 1)[:, None]
+    a = np.where(valid, (a_v_g - a_v_g.sum(axis=1, keepdims=True) / cnt) * GRAVITY_MPS2, 0.0)
+    v = np.cumsum(a, axis=1) / rate_hz
+    v = np.where(valid, v - np.where(valid, v, 0.0).sum(axis=1, keepdims=True) / cnt, 0.0)
+    z = np.cumsum(v, axis=1) / rate_hz
+    last = z[np.arange(z.shape[0]), np.maximum(m, 1) - 1][:, None]
+    ramp = np.arange(z.shape[1])[None, :] / np.maximum(cnt - 1, 1)
+    z = z - (z[:, :1] + (last - z[:, :1]) * ramp)
+    hi = np.where(valid, z, -np.inf).max(axis=1)
+    lo = np.where(valid, z, np.inf).min(axis=1)
+    return np.asarray((hi - lo) * 100.0, dtype=np.float64)
