@@ -127,6 +127,20 @@ def load_foot_speed() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def latencies_ms(data: np.ndarray, gyro: bool, block_s: float = 0.01) -> list[float]:
+    """Stream in ``block_s`` blocks; time from each toe-off to the block reporting it."""
+    p = FootParams()
+    st = init_foot(p, RATE_HZ)
+    bl = max(1, round(block_s * RATE_HZ))
+    out: list[float] = []
+    for s in range(0, data.shape[0], bl):
+        blk = UniformBlock(s, RATE_HZ, data[s:s + bl, :3], data[s:s + bl, 3:] if gyro else None)
+        st, steps = step_foot(p, st, blk)
+        t_now = (s + blk.acc_mps2.shape[0]) / RATE_HZ
+        out += [(t_now - x.t_fc) * 1000.0 for x in steps if x.t_fc is not None]
+    return out
+
+
 def score(steps: list[Step], ref: Reference,
           foot_speed: tuple[np.ndarray, np.ndarray] | None = None) -> Score:
     """Match detected to reference contacts by nearest IC within +/- 150 ms."""
@@ -225,6 +239,13 @@ def main() -> None:
                       f"{s.cadence_err_spm:7.2f} {s.output_cadence_err_spm:7.2f} "
                       f"{s.gct_mae_ms:7.1f} {s.gct_bias_ms:8.1f} {s.ic_mae_ms:6.1f} "
                       f"{s.tc_mae_ms:6.1f}")
+    for gyro in (True, False):
+        lat = []
+        for foot in FEET:
+            lat += latencies_ms(sets["rotated"][foot], gyro)
+        q = np.percentile(lat, [50, 90])
+        print(f"report latency after toe-off, 10 ms blocks ({'gyro' if gyro else 'acc'}): "
+              f"median {q[0]:.0f} ms, 90th percentile {q[1]:.0f} ms")
     big = np.tile(sets["rotated"]["left"], (100, 1))
     for gyro in (True, False):
         t0 = time.process_time()
