@@ -4,40 +4,53 @@ The sensor may be taped to the shoe at any rotation. Everything the detector nee
 found from the motion itself:
 
 - **Pitch axis** (mediolateral): the dominant axis of the angular velocity, i.e. the
-  principal eigenvector of an exponentially weighted gyroscope covariance. A foot
-  rotates mostly in the sagittal plane in walking and running alike.
-- **Its sign** (so that positive pitch rate = toes up, the swing direction): the foot
-  travels *forward* between two stationary instants. Between two consecutive minima of
-  the angular-rate magnitude (mid-stance, zero velocity: Skog et al. 2010) the
-  specific force is rotated into the first stance frame with the integrated pitch
-  angle, gravity removed, and integrated twice with a zero-velocity update; the sign of
-  the horizontal displacement along ``up x axis`` votes for the axis polarity.
-- **Vertical**: the specific force at mid-stance (gravity).
+  principal eigenvector of an exponentially weighted gyroscope covariance, updated at
+  absolute grid positions every ``axis_update_s``. A foot rotates mostly in the
+  sagittal plane in walking and running alike.
+- **Its sign** (positive pitch rate ``p`` = toes up, the swing direction): the foot
+  travels *forward*. Between two consecutive stationary instants (minima of the
+  angular-rate magnitude: zero velocity, Skog et al. 2010) the specific force is
+  rotated into the first stance frame with the pitch angle integrated about the axis,
+  and its horizontal component along ``up x axis`` is integrated twice with a linear
+  zero-velocity drift correction; the sign of that displacement (a stride length)
+  votes for the polarity. Votes accumulate; contacts are reported once the vote is
+  clear, and the ring is then rescanned so the first strides count too.
+- **Vertical**: the specific force at mid-stance (gravity), for ``braking_g``.
 
-With a gyroscope (Rampp et al. 2015; Falbriard et al. 2018; Salarian et al. 2004),
-with the pitch rate ``p`` (toes up positive):
+With a gyroscope (Rampp et al. 2015; Falbriard et al. 2018; Salarian et al. 2004):
 
-- *Swing* starts when ``p`` rises fast from the negative push-off lobe into the large
-  positive swing lobe. Toe-off (FC) is the minimum of ``p`` in the second half of the
-  stance, the deepest plantar-flexion rate at push-off (Falbriard et al. 2018). It is
-  confirmed as soon as ``p`` passes a fraction of the recent swing peak, a few tens of
-  milliseconds after toe-off.
-- *Initial contact* is the end of the swing lobe, where the foot stops rotating toes up
-  (``p`` crosses zero downwards; heel strike, Rampp et al. 2015), unless the impact
-  transient (onset of the acceleration-jerk peak) comes first, as in forefoot strikes
-  where the heel drop keeps ``p`` positive after touch-down, or the zero crossing
-  happened in the air well before the impact.
+- **Initial contact (IC)** at the end of the swing lobe: where the foot stops rotating
+  toes up (``p`` crosses zero downwards, the heel-strike rule of Rampp et al. 2015), or
+  the onset of the touch-down impact transient (first jerk sample above half the peak
+  jerk) where that comes first (forefoot strike: the heel drop keeps ``p > 0`` after
+  touch-down) or where the zero crossing happened in the air well before it. When the
+  recent duty factor (contact / stride time) is below 0.5, the gait is running
+  (Alexander 1984) and the impact onset is used: runners land with a sharp transient.
+  A mid-swing knock (jerk while the foot still swings fast) is not a touch-down, and an
+  "impact" that does not stand out of the swing's own jerk is ignored.
+- **Toe-off (FC)**: once the heel-strike rotation has settled, the push-off is the
+  toes-down rotation beyond a fraction of the recent swing peak; toe-off is its deepest
+  rate (Falbriard et al. 2018: minimum of the pitch angular velocity), confirmed as
+  soon as the rate has recovered half of it, i.e. a few tens of milliseconds after
+  toe-off. The contact is reported then.
 
-Without a gyroscope the detector follows the acceleration magnitude (Skog et al. 2010,
-acceleration-magnitude/variance stance tests): a stance begins with the impact
-transient (a sharp *rise* of ``|a|``) and ends with the unloading at toe-off (the
-steepest *fall* of ``|a|`` after the push-off peak), and is quiet in between.
+Without a gyroscope a stance is anchored on a *still* interval (foot flat on the
+ground: ``|a|`` within ``still_tol_g`` of 1 g for ``still_window_s``, the
+acceleration-magnitude test of Skog et al. 2010). IC is the onset of the impact
+transient before it; FC the unloading at toe-off: the first fall of ``|a|`` steeper than
+a fraction of the recent toe-off falls (or the steepest fall of the push-off window).
+
+Per contact: ``gct_ms``, ``stride_time_s`` and ``cadence_spm`` (two steps per stride,
+median of the recent strides, :mod:`sensord.gait.timing`), ``impact_g`` (peak ``|a|``,
+gravity included, over the first ``impact_window_s`` or half of the stance) and, with a
+gyroscope, ``braking_g`` (peak deceleration along ``up x axis`` over the same window;
+the foot still rotates at heel strike, so this is approximate).
 
 Chunk invariance: every per-sample quantity is a function of a fixed window of samples
-at fixed absolute grid positions (finite differences; orientation updates at absolute
-grid indices that are multiples of ``axis_update_s``), and the sequential event logic
-only decides once its whole look-ahead window is present. The state is a bounded ring
-of the last ``history_s`` seconds plus a few scalars.
+at fixed absolute grid positions (finite differences; axis updates at absolute grid
+indices), and the sequential event logic (a few events per stride, vectorised searches
+in between) only decides once its whole look-ahead is present. The state is a bounded
+ring of the last ``history_s`` seconds plus a few scalars.
 
 References
 ----------
@@ -49,6 +62,7 @@ Falbriard M. et al. (2018) Accurate estimation of running temporal parameters us
 foot-worn inertial sensors. Front Physiol 9:610.
 Salarian A. et al. (2004) Gait assessment in Parkinson's disease: toward an ambulatory
 system for long-term monitoring. IEEE Trans Biomed Eng 51(8):1434-1443.
+Alexander R. McN. (1984) Walking and running. Am Sci 72:348-354.
 """
 
 from __future__ import annotations
