@@ -81,29 +81,52 @@ class ForwardState:
     steps: int = 0
 
 
-def step_pattern(h: FloatArray) -> FloatArray:
-    """Resample one step of horizontal acceleration ``(m, 3)`` to fixed points."""
-    m = h.shape[0]
-    x = np.linspace(0.0, m - 1.0, PATTERN_POINTS)
-    return np.column_stack([np.interp(x, np.arange(m), h[:, c]) for c in range(3)])
+def update_forward(state: ForwardState, patterns: FloatArray, memory_steps: float = 40.0
+                   ) -> tuple[ForwardState, FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """Fold a batch of steps' horizontal-acceleration patterns ``(n, P, 3)`` in order.
 
-
-def update_forward(state: ForwardState, pattern: FloatArray,
-                   memory_steps: float = 40.0) -> ForwardState:
-    """Fold one step's horizontal-acceleration pattern into the forward-axis estimate."""
-    w = 1.0 / min(memory_steps, state.steps + 1.0)
-    centred = pattern - pattern.mean(axis=0)
-    early = centred[: PATTERN_POINTS // 4].mean(axis=0)
-    braking = early if state.braking is None else (1 - w) * state.braking + w * early
-    c_sum, c_diff = state.c_sum, state.c_diff
+    Returns the new state and, after each step, what :func:`moments` returns.
+    """
+    n = patterns.shape[0]
+    if n == 0:
+        return state, np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+    centred = patterns - patterns.mean(axis=1, keepdims=True)
+    early = centred[:, : PATTERN_POINTS // 4].mean(axis=1)
+    prev = np.empty_like(centred)
+    prev[1:] = centred[:-1]
+    has_prev0 = state.prev_pattern is not None
     if state.prev_pattern is not None:
-        prev = state.prev_pattern - state.prev_pattern.mean(axis=0)
-        s = centred + prev
-        d = centred - prev
-        cs, cd = s.T @ s, d.T @ d
-        c_sum = cs if c_sum is None else (1 - w) * c_sum + w * cs
-        c_diff = cd if c_diff is None else (1 - w) * c_diff + w * cd
-    return ForwardState(pattern, c_sum, c_diff, braking, state.steps + 1)
+        prev[0] = state.prev_pattern - state.prev_pattern.mean(axis=0)
+    s_, d_ = centred + prev, centred - prev
+    cs = np.einsum("npi,npj->nij", s_, s_).reshape(n, 9)
+    cd = np.einsum("npi,npj->nij", d_, d_).reshape(n, 9)
+    c_sum = None if state.c_sum is None else state.c_sum.reshape(9)
+    c_diff = None if state.c_diff is None else state.c_diff.reshape(9)
+    braking = state.braking
+    net = np.zeros((n, 3, 3))
+    brk = np.zeros((n, 3))
+    steps = np.zeros(n, dtype=np.int64)
+    for k in range(n):
+        w = 1.0 / min(memory_steps, state.steps + k + 1.0)
+        braking = early[k] if braking is None else (1 - w) * braking + w * early[k]
+        if k > 0 or has_prev0:
+            c_sum = cs[k] if c_sum is None else (1 - w) * c_sum + w * cs[k]
+            c_diff = cd[k] if c_diff is None else (1 - w) * c_diff + w * cd[k]
+        if c_sum is not None and c_diff is not None:
+            net[k] = (c_sum - c_diff).reshape(3, 3)
+            steps[k] = state.steps + k + 1
+        brk[k] = braking
+    new = ForwardState(patterns[-1].copy(), None if c_sum is None else c_sum.reshape(3, 3),
+                       None if c_diff is None else c_diff.reshape(3, 3), braking,
+                       state.steps + n)
+    return new, net, brk, steps
+
+
+def moments(state: ForwardState) -> tuple[FloatArray, FloatArray, int]:
+    """``c_sum - c_diff``, the braking mean and the steps folded (0 while undefined)."""
+    if state.c_sum is None or state.c_diff is None or state.braking is None:
+        return np.zeros((3, 3)), np.zeros(3), 0
+    return state.c_sum - state.c_diff, state.braking, state.steps
 
 
 MIN_FORWARD_STEPS = 4

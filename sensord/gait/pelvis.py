@@ -493,18 +493,14 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
         rows = np.arange(n)[:, None]
         h = data[idx - r0][:, :, _HX:_HX + 3]
         patterns = h[rows, lo_i] * (1.0 - frac) + h[rows, hi_i] * frac
-    forward = state.forward
-    c_net = np.zeros((n, 3, 3))
-    brake = np.zeros((n, 3))
-    known = np.zeros(n, dtype=bool)
-    for k in range(n):
-        if ok_prev[k]:
-            forward = orientation.update_forward(forward, patterns[k])
-        if (forward.steps >= orientation.MIN_FORWARD_STEPS and forward.c_sum is not None
-                and forward.c_diff is not None and forward.braking is not None):
-            c_net[k] = forward.c_sum - forward.c_diff
-            brake[k] = forward.braking
-            known[k] = True
+    forward, net, brk, count = orientation.update_forward(state.forward, patterns[ok_prev])
+    # each stance sees the moments after the last step folded at or before it (index 0:
+    # the moments the batch started with)
+    net0, brk0, count0 = orientation.moments(state.forward)
+    sel = np.cumsum(ok_prev)
+    c_net = np.concatenate([net0[None], net])[sel]
+    brake = np.concatenate([brk0[None], brk])[sel]
+    known = np.concatenate([[count0], count])[sel] >= orientation.MIN_FORWARD_STEPS
     up = data[np.clip(ic_i, r0, r_end - 1) - r0, _UP:_UP + 3]
     f_axis, f_ok = orientation.forward_axes(c_net, brake, up)
     f_ok &= known
