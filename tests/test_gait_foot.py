@@ -209,9 +209,11 @@ def _random_rotation(seed: int) -> np.ndarray:
 # contract
 
 
-def test_init_rejects_bad_rate() -> None:
+def test_init_rejects_bad_rate_and_params() -> None:
     with pytest.raises(ValueError, match="rate_hz"):
         init_foot(FootParams(), 0.0)
+    with pytest.raises(ValueError, match="history_s"):
+        init_foot(FootParams(axis_update_s=4.0, history_s=5.0), 200.0)
 
 
 def test_step_fields_follow_the_foot_contract() -> None:

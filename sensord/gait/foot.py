@@ -296,6 +296,11 @@ def init_foot(params: FootParams, rate_hz: float, start_index: int = 0) -> FootS
     """
     if not (math.isfinite(rate_hz) and rate_hz > 0.0):
         raise ValueError(f"rate_hz must be a positive number, got {rate_hz!r}")
+    if not 0.0 < params.axis_update_s <= 0.5 * params.history_s:
+        raise ValueError(
+            f"axis_update_s ({params.axis_update_s} s) must be positive and at most half "
+            f"of history_s ({params.history_s} s): samples are examined in pieces of "
+            "axis_update_s, which must fit in the ring")
     k = _update_period(params, rate_hz)
     return FootState(
         rate_hz=float(rate_hz), has_gyro=None,
