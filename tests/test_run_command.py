@@ -26,6 +26,7 @@ def test_run_on_defaults_streams_steps_raises_alerts_and_writes_a_report(tmp_pat
     assert raised and min(a["began_at_s"] for a in raised
                           if a["kind"] != "overstride_start") > 540.0
     assert "!!" in r.stdout
+    assert "publishing to mqtt://127.0.0.1:" in r.stderr  # a local broker for the run
     html = list(tmp_path.glob("*.html"))
     assert len(html) == 1 and "<svg" in html[0].read_text()
 

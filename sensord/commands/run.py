@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -25,6 +26,7 @@ from sensord.errors import InputError
 from sensord.gait.engine import EngineParams
 from sensord.model import PLACEMENTS, SIDES, Alert, FormSummary, Gap, RunInfo, SensorHealth, Step
 from sensord.runtime import Output, RunConfig, replay_source, run_pipeline, simulated_source
+from sensord.sinks.local_broker import LocalBroker, find_mosquitto
 from sensord.sources.simulator import FatigueProfile, SimParams
 
 if TYPE_CHECKING:
@@ -51,8 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="sim: random seed")
     p.add_argument("--store", default="sensord-runs",
                    help="local store directory (JSON Lines per run; default ./sensord-runs)")
-    p.add_argument("--broker", help="MQTT broker HOST:PORT to publish to (optional); "
-                   "password from $SENSORD_MQTT_PASSWORD")
+    p.add_argument("--broker", default="auto",
+                   help="MQTT broker HOST:PORT to publish to; 'auto' (default) starts a "
+                        "loopback-only mosquitto for this run if one is installed; 'none' "
+                        "publishes nothing. Password from $SENSORD_MQTT_PASSWORD")
     p.add_argument("--mqtt-user", help="MQTT username (default: the runner id)")
     p.add_argument("--report", help="HTML report path (default <store>/<run id>.html)")
     p.add_argument("--quiet", action="store_true", help="print alerts and the summary only")
@@ -85,8 +89,16 @@ def run(args: argparse.Namespace) -> int:
         source = replay_source(args.sensor, speed, 0.5)
     else:
         raise InputError(f"--sensor {args.sensor!r}: give 'sim' or a recording FILE.csv")
+    # aiomqtt warns whenever more than a handful of QoS 1 publishes are in flight, which
+    # is how the publisher works on purpose (a window of unacknowledged messages)
+    logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt's logger
+    local: LocalBroker | None = None
     broker = None
-    if args.broker:
+    if args.broker == "auto":
+        if find_mosquitto() is not None:
+            local = LocalBroker().__enter__()
+            broker = BrokerConfig(host="127.0.0.1", port=local.port)
+    elif args.broker != "none":
         from sensord.commands.ingest import parse_broker
 
         host, port = parse_broker(args.broker)
@@ -99,14 +111,22 @@ def run(args: argparse.Namespace) -> int:
                         epoch_offset_s=time.time(), coach=coach)
     print(f"sensord run {run_id}: runner {runner}, sensor {args.sensor}, {args.placement}, "
           f"speed {speed:g}x", file=sys.stderr)
-    if sys.stdout.isatty() and not args.quiet:
-        from sensord.live_view import LiveView
+    if broker is not None:
+        print(f"publishing to mqtt://{broker.host}:{broker.port} "
+              f"(sensord/v1/{runner}/{info.sensor_id}/...)"
+              + (" [local broker for this run]" if local else ""), file=sys.stderr)
+    try:
+        if sys.stdout.isatty() and not args.quiet:
+            from sensord.live_view import LiveView
 
-        total = args.duration_s if args.sensor == "sim" else None
-        with LiveView(info, total_s=total) as view:
-            outputs = asyncio.run(run_pipeline(cfg_run, source, _to_view(view)))
-    else:
-        outputs = asyncio.run(run_pipeline(cfg_run, source, _Printer(quiet=args.quiet)))
+            total = args.duration_s if args.sensor == "sim" else None
+            with LiveView(info, total_s=total) as view:
+                outputs = asyncio.run(run_pipeline(cfg_run, source, _to_view(view)))
+        else:
+            outputs = asyncio.run(run_pipeline(cfg_run, source, _Printer(quiet=args.quiet)))
+    finally:
+        if local is not None:
+            local.__exit__(None, None, None)
     report = Path(args.report) if args.report else store / f"{run_id}.html"
     _write_report(info, outputs, report)
     steps = [o for o in outputs if isinstance(o, Step)]
