@@ -90,7 +90,7 @@ def _run_detector(params: EngineParams, state: Any, block: UniformBlock) -> tupl
     foot = _foot_module()
     fp = params.foot_params()
     if state is None:
-        state = foot.init_foot(fp, block.rate_hz)
+        state = foot.init_foot(fp, block.rate_hz, block.start_index)
     return foot.step_foot(fp, state, block)  # type: ignore[no-any-return]
 
 
