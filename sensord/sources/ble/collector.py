@@ -449,7 +449,7 @@ class BleCollector:
     async def _watch(self, client: BleakClient | None) -> Literal["down", "stall"]:
         """Return when the link is down, or stalled even after a streaming restart."""
         restarted = False
-        tick = 0.05
+        tick = 0.1  # detection within watchdog_s + tick (1.6 s by default)
         while not self._closing:
             if client is None or self._disconnected.is_set() or not client.is_connected:
                 return "down"
@@ -566,8 +566,17 @@ class BleCollector:
                 log.warning(msg, *args)
 
         while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.05)
+            # sleep until data, a link change, the next health report or the moment the
+            # oldest packet in the reorder window has been held long enough
+            now = self._host_now()
+            wait_s = next_health - now
+            if rstate.pending:
+                due = (rstate.pending[0].arrival_s + rparams.max_hold_s) / scale
+                wait_s = min(wait_s, due - now)
+            if wait_s > 0 and not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await self._wake.wait()
             self._wake.clear()
             events: list[SourceEvent] = []
             mapping = cstate if prof.has_timestamps else astate.clock
