@@ -31,6 +31,7 @@ from sensord.sources.ble.virtual_sensor import (
     VirtualSensor,
     VirtualSensorParams,
     feed_from_simulation,
+    virtual_collector,
 )
 
 FEED_S = 20.0
@@ -261,3 +262,18 @@ async def test_bleak_scanner_with_bumble_backend_reports_advertisement(
     prof = match_profile(dev.name, [])
     assert prof is not None
     assert prof.name == "movesense"
+
+
+async def test_virtual_collector_helper_streams_in_process(feed: SensorFeed) -> None:
+    """What ``sensord run --sensor virtual`` uses: sensor + opened collector, one call."""
+    got = 0
+    async with virtual_collector("movesense", feed, speed=SPEED) as source:
+        assert isinstance(source, Source)
+        assert source.info.profile == "movesense"
+        assert source.info.has_gyro
+        async for ev in source.stream():
+            if isinstance(ev, SampleBlock):
+                got += len(ev)
+            if got >= 300:
+                break
+    assert got >= 300

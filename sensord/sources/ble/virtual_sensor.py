@@ -26,8 +26,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from bumble.gatt import Characteristic, CharacteristicValue, Service
 from sensord.errors import InputError
 from sensord.model import FloatArray, SampleBlock
 from sensord.sources.ble.bumble_backend import VirtualAir
+from sensord.sources.ble.collector import BleCollector, CollectorParams
 from sensord.sources.ble.profiles import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
@@ -561,3 +562,25 @@ def feed_from_simulation(duration_s: float, rate_hz: float, seed: int = 1,
     res = simulate(SimParams(duration_s=duration_s, rate_hz=rate_hz, **sim_kwargs), seed)
     steps = np.array([s.t_ic for s in res.truth], dtype=np.float64)
     return SensorFeed(res.samples, steps, float(sim_kwargs.get("speed_mps", 3.2)))
+
+
+@contextlib.asynccontextmanager
+async def virtual_collector(profile: str, feed: SensorFeed, *, speed: float = 1.0,
+                            faults: Faults | None = None,
+                            params: CollectorParams | None = None
+                            ) -> AsyncIterator[BleCollector]:
+    """A virtual sensor and an opened :class:`BleCollector` on it, in this process.
+
+    For ``sensord run --sensor virtual``: ``async with virtual_collector("polar-h10",
+    feed) as source: async for event in source.stream(): ...``. ``params`` is a
+    :class:`~sensord.sources.ble.collector.CollectorParams` (its transport and
+    time scale are set here).
+    """
+    air = VirtualAir()
+    vparams = VirtualSensorParams(profile=profile, speed=speed, loop_feed=True,
+                                  faults=faults or Faults())
+    cparams = replace(params or CollectorParams(), transport="virtual", time_scale=speed)
+    async with VirtualSensor(air, vparams, feed) as sensor:
+        cparams = replace(cparams, address=sensor.address)
+        async with BleCollector(cparams, air=air) as collector:
+            yield collector
