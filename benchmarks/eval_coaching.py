@@ -86,6 +86,8 @@ def scenarios(duration_scale: float = 1.0) -> list[Scenario]:
                  {"cadence_pct": -3.0}),
         Scenario("pelvic drop +1 deg", "fatigue", fat_len, ("pelvic_drop_rising",), on, 60.0,
                  {"pelvic_drop_deg": 1.0}),
+        Scenario("L/R asymmetry 6%", "fatigue", fat_len, ("gct_balance_drift",), on, 60.0,
+                 {"asymmetry_pct": 6.0}),
         Scenario("typical (5 min ramp)", "fatigue", fat_len,
                  DEGRADATION_KINDS, on, 300.0,
                  {"cadence_pct": -5.0, "gct_pct": 10.0, "pelvic_drop_deg": 3.0,
@@ -203,6 +205,7 @@ def _synthetic_steps(sc: Scenario, seed: int) -> list[Step]:
                            gct_pct=f.get("gct_pct", 0.0),
                            pelvic_drop_deg=f.get("pelvic_drop_deg", 0.0),
                            step_cv_pct=f.get("variability_cv_pct", 0.0),
+                           balance_pct=f.get("asymmetry_pct", 0.0) / 2.0,
                            vo_pct=12.0 * f.get("vertical_oscillation_cm", 0.0))
     t = 0.0
     pace: list[tuple[float, float]] = []

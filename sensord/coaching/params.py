@@ -134,7 +134,7 @@ class CoachParams:
     vo_floor_pct: float = 4.0
     impact_floor_pct: float = 4.0
     pelvic_drop_floor_deg: float = 0.6
-    balance_floor_pct: float = 0.6
+    balance_floor_pct: float = 0.8
     variability_floor_pct: float = 0.8
     band_scale_spm: float = 2.0
     summary_every_s: float = 5.0
