@@ -253,6 +253,7 @@ class VirtualSensor:
         self._notify_count = 0
         self._t0_host = 0.0
         self._subscribed: set[int] = set()
+        self._stop_requested = False
         self._build_gatt()
 
     # -- setup ---------------------------------------------------------------------
@@ -322,6 +323,7 @@ class VirtualSensor:
         await self._advertise()
         loop = asyncio.get_running_loop()
         self._t0_host = loop.time()
+        self._stop_requested = False
         self._task = asyncio.create_task(self._run(), name=f"virtual-sensor {self.name}")
 
     async def _advertise(self) -> None:
@@ -330,8 +332,11 @@ class VirtualSensor:
             auto_restart=True, advertising_interval_min=iv, advertising_interval_max=iv)
 
     async def stop_streaming(self) -> None:
-        """Stop the sensor clock (no more data); the connection stays up."""
+        """Stop the sensor clock (no more data) after the current round; the link stays."""
         if self._task is not None:
+            self._stop_requested = True
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=2.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
@@ -451,7 +456,7 @@ class VirtualSensor:
         next_rsc = 1.0
         disconnects = sorted(p.faults.disconnect_at_s)
         stall_done = False
-        while True:
+        while not self._stop_requested:
             await asyncio.sleep(period_host)
             now_host = loop.time()
             t = self.feed_time(now_host)
