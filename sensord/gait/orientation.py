@@ -1,6 +1,6 @@
 """Mounting-agnostic body axes from the motion itself.
 
-- **Vertical** comes from gravity: a slow exponential average of the specific force
+- **Vertical** comes from gravity: the mean specific force over the last few seconds
   (Moe-Nilssen 1998: the mean trunk acceleration over a few strides is gravity).
 - **Forward** comes from the step pattern (pelvis): the anteroposterior acceleration
   repeats every step, while the mediolateral one alternates sign from left to right
@@ -25,32 +25,73 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from sensord.model import FloatArray
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class GravityState:
-    """Exponential-average state (``lfilter`` ``zi``) of the specific force, or None."""
+    """Gravity tracker state.
 
-    zi: FloatArray | None = None
-
-
-def track_gravity(tau_s: float, rate_hz: float, state: GravityState,
-                  acc: FloatArray) -> tuple[GravityState, FloatArray]:
-    """Unit 'up' vector per sample (``(n, 3)``), from an exponential average of ``acc``.
-
-    The first sample of a stream initialises the average.
+    Attributes
+    ----------
+    next_index
+        Absolute grid index of the next sample expected.
+    partial
+        Samples of the current, not yet complete bin, ``(m, 3)``.
+    bins
+        Means of the most recent complete bins, ``(b, 3)`` (at most one window).
     """
-    alpha = min(1.0, 1.0 / (tau_s * rate_hz))
-    zi = state.zi
-    if zi is None:
-        zi = (1.0 - alpha) * acc[0]
-    g, zf = lfilter([alpha], [1.0, alpha - 1.0], acc, axis=0, zi=zi[None, :])
-    norm = np.linalg.norm(g, axis=1, keepdims=True)
-    up = g / np.maximum(norm, 1e-9)
-    return GravityState(zf[0]), up
+
+    next_index: int = 0
+    partial: FloatArray | None = None
+    bins: FloatArray | None = None
+
+
+def track_gravity(window_s: float, bin_s: float, rate_hz: float, state: GravityState,
+                  acc: FloatArray, start_index: int) -> tuple[GravityState, FloatArray]:
+    """Unit 'up' vector per sample (``(n, 3)``): the mean specific force over a window.
+
+    Samples are averaged in bins of ``bin_s`` aligned to the absolute grid; 'up' at a
+    sample is the mean of the last ``window_s`` of complete bins before the sample's own
+    bin. Until a segment has a complete bin, it is the running mean of the sample's own
+    (partial) bin. Every value is a fixed-order sum of the same samples however the
+    stream is cut into blocks. A ``start_index`` that does not continue the previous
+    block starts a new segment.
+    """
+    per_bin = max(1, round(bin_s * rate_hz))
+    n_bins = max(1, round(window_s / bin_s))
+    fresh = state.partial is None or state.next_index != start_index
+    partial = np.empty((0, 3)) if fresh or state.partial is None else state.partial
+    bins = np.empty((0, 3)) if fresh or state.bins is None else state.bins
+    first = start_index - partial.shape[0]  # absolute index of x[0]
+    x = np.concatenate([partial, acc]) if partial.shape[0] else acc
+    offset = min((-first) % per_bin, x.shape[0])  # x[:offset]: the segment's head
+    n_full = (x.shape[0] - offset) // per_bin
+    full = x[offset: offset + n_full * per_bin].reshape(n_full, per_bin, 3)
+    all_bins = np.concatenate([bins, full.sum(axis=1) / per_bin])
+    # window means ending at each complete bin (up to n_bins bins)
+    cs = np.concatenate([np.zeros((1, 3)), np.cumsum(all_bins, axis=0)])
+    k = np.arange(1, all_bins.shape[0] + 1)
+    lo = np.maximum(0, k - n_bins)
+    means = (cs[k] - cs[lo]) / (k - lo)[:, None]
+    n = acc.shape[0]
+    pos = np.arange(partial.shape[0], partial.shape[0] + n)  # positions in x
+    own = np.floor_divide(pos - offset, per_bin)  # bin index among the new full bins
+    prev_bin = np.where(pos < offset, -1, own + bins.shape[0] - 1)
+    up = np.empty((n, 3))
+    have = prev_bin >= 0
+    up[have] = means[prev_bin[have]]
+    if not have.all():
+        # no complete bin before: running mean of the sample's own bin (or the head)
+        for a, b in ((0, offset), (offset, min(offset + per_bin, x.shape[0]))):
+            sel = ~have & (pos >= a) & (pos < b)
+            if sel.any():
+                run = np.cumsum(x[a:b], axis=0) / np.arange(1, b - a + 1)[:, None]
+                up[sel] = run[pos[sel] - a]
+    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
+    rest = x[offset + n_full * per_bin:] if x.shape[0] > offset else x
+    return GravityState(start_index + n, rest.copy(), all_bins[-n_bins:].copy()), up
 
 
 PATTERN_POINTS = 24

@@ -55,7 +55,6 @@ from statistics import median
 
 import numpy as np
 import numpy.typing as npt
-from scipy.ndimage import maximum_filter1d
 
 from sensord.gait import orientation, timing
 from sensord.gait.filters import Ring, correlate_valid, gaussian_kernels, parabolic_offset
@@ -75,8 +74,9 @@ class PelvisParams:
 
     Attributes
     ----------
-    gravity_tau_s
-        Time constant of the gravity average.
+    gravity_window_s, gravity_bin_s
+        Gravity is the mean specific force over the last ``gravity_window_s``,
+        averaged in bins of ``gravity_bin_s``.
     peak_sigma_s
         Gaussian smoothing for finding stance humps.
     edge_sigma_s
@@ -104,7 +104,8 @@ class PelvisParams:
         Seconds of signal kept in the ring buffers.
     """
 
-    gravity_tau_s: float = 3.0
+    gravity_window_s: float = 3.0
+    gravity_bin_s: float = 0.1
     peak_sigma_s: float = 0.04
     edge_sigma_s: float = 0.008
     peak_window_s: float = 0.12
@@ -193,7 +194,8 @@ def step_pelvis(params: PelvisParams, state: PelvisState,
         return state, []
     rate = state.rate_hz
     acc = block.acc_mps2
-    gravity, up = orientation.track_gravity(params.gravity_tau_s, rate, state.gravity, acc)
+    gravity, up = orientation.track_gravity(params.gravity_window_s, params.gravity_bin_s,
+                                            rate, state.gravity, acc, block.start_index)
     a_up = np.einsum("ij,ij->i", acc, up)
     h = acc - a_up[:, None] * up
     if block.gyr_dps is not None:
@@ -244,9 +246,10 @@ def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list
     if hi > lo:
         sp = der.data[:, _SP]
         seg = sp[lo - wp - der.start: hi + wp - der.start]
-        mf = maximum_filter1d(seg, size=2 * wp + 1, mode="nearest")
+        # a hump is the maximum of its +/- wp neighbourhood (and higher than its left one)
+        mf = np.lib.stride_tricks.sliding_window_view(seg, 2 * wp + 1).max(axis=1)
         inner = slice(wp, wp + (hi - lo))
-        is_peak = (seg[inner] >= mf[inner]) & (seg[inner] > seg[wp - 1: wp - 1 + (hi - lo)])
+        is_peak = (seg[inner] >= mf) & (seg[inner] > seg[wp - 1: wp - 1 + (hi - lo)])
         candidates = np.flatnonzero(is_peak) + lo
         prev_peak = state.last_peak
         state, accepted = _accept(params, state, candidates)
