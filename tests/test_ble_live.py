@@ -277,3 +277,22 @@ async def test_virtual_collector_helper_streams_in_process(feed: SensorFeed) -> 
             if got >= 300:
                 break
     assert got >= 300
+
+
+async def test_battery_is_read_again_periodically(feed: SensorFeed) -> None:
+    air = VirtualAir()
+    async with VirtualSensor(air, VirtualSensorParams(profile="sensord-imu", speed=SPEED),
+                             feed) as sensor:
+        params = CollectorParams(transport="virtual", time_scale=SPEED, address=sensor.address,
+                                 battery_interval_s=0.2, health_interval_s=0.1)
+        async with BleCollector(params, air=air) as col:
+            seen: list[int | None] = []
+            async for ev in col.stream():
+                if isinstance(ev, SensorHealth):
+                    seen.append(ev.battery_pct)
+                    if len(seen) == 3:
+                        sensor.battery_pct = 41  # the battery drains
+                    if ev.battery_pct == 41 or len(seen) > 100:
+                        break
+    assert seen[0] == 87
+    assert seen[-1] == 41

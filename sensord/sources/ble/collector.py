@@ -105,6 +105,8 @@ class CollectorParams:
         jitter.
     health_interval_s
         How often a ``SensorHealth`` is yielded.
+    battery_interval_s
+        How often the battery level is read again (also read at every connection).
     queue_packets
         Bound of the notification queue; on overflow the oldest packet is dropped.
     reorder_window_packets, reorder_max_hold_s
@@ -128,6 +130,7 @@ class CollectorParams:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     health_interval_s: float = 2.0
+    battery_interval_s: float = 60.0
     queue_packets: int = 4096
     reorder_window_packets: int = 8
     reorder_max_hold_s: float = 0.1
@@ -407,9 +410,13 @@ class BleCollector:
         for uuid, cmd in prof.start_commands(p.rate_hz, p.gyro):
             await client.write_gatt_char(uuid, cmd, response=True)
         self._watch_from_host = self._host_now()
+        await self._read_battery(client)
+
+    async def _read_battery(self, client: BleakClient) -> None:
+        prof = self.profile
         battery: int | None = None
         if prof.battery_uuid is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a bad reading is no reason to stop
                 battery = decode_battery_level(bytes(await client.read_gatt_char(
                     prof.battery_uuid)))
         self._health = health.on_battery(self._health, battery)
@@ -450,10 +457,14 @@ class BleCollector:
         """Return when the link is down, or stalled even after a streaming restart."""
         restarted = False
         tick = 0.1  # detection within watchdog_s + tick (1.6 s by default)
+        next_battery = self._host_now() + self.params.battery_interval_s
         while not self._closing:
             if client is None or self._disconnected.is_set() or not client.is_connected:
                 return "down"
             now = self._host_now()
+            if now >= next_battery:
+                next_battery = now + self.params.battery_interval_s
+                await self._read_battery(client)
             silent = now - max(self._last_data_host, self._watch_from_host)
             if restarted and self._last_data_host > self._watch_from_host:
                 restarted = False  # data flows again after the restart

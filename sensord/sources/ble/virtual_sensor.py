@@ -243,6 +243,8 @@ class VirtualSensor:
         self.name = name
         self.profile: Profile[Any] | None = get_profile(params.profile)
         self.stats = VirtualSensorStats()
+        #: Battery level served on 0x2A19 (change it to simulate a draining battery).
+        self.battery_pct = params.battery_pct
         self._encoder: Encoder | None = None
         self._chars: dict[str, Characteristic[Any]] = {}
         self._battery: Characteristic[Any] | None = None
@@ -302,7 +304,7 @@ class VirtualSensor:
                     Characteristic.Properties.READ | Characteristic.Properties.NOTIFY,
                     Characteristic.READABLE,
                     CharacteristicValue(read=lambda _c: encode_battery_level(
-                        self.params.battery_pct)))
+                        self.battery_pct)))
                 services.append(Service(_short_uuid(BATTERY_SERVICE_UUID), [self._battery]))
         dev.add_services(services)
         dev.advertising_data = advertising_payload(self.name, adv_uuid)
