@@ -54,9 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="fault: drop the link at this feed time (repeatable)")
     a("--stall-at-s", type=float, help="fault: stop notifying at this feed time")
     a("--stall-for-s", type=float, default=math.inf, help="fault: stall length (inf)")
-    for flag in ("duplicate", "swap", "drop", "malformed", "truncate"):
-        a(f"--{flag}-every", type=int, default=0,
-          help=f"fault: every N-th data notification {flag}d/ed (0 = never)")
+    for flag, what in (("duplicate", "sent twice"), ("swap", "swapped with the next"),
+                       ("drop", "not sent"), ("malformed", "sent with a corrupt first byte"),
+                       ("truncate", "cut to half its length")):
+        a(f"--{flag}-every", type=int, default=0, metavar="N",
+          help=f"fault: every N-th data notification {what} (0 = never)")
 
 
 def _feed(args: argparse.Namespace) -> SensorFeed:
