@@ -296,3 +296,29 @@ async def test_battery_is_read_again_periodically(feed: SensorFeed) -> None:
                         break
     assert seen[0] == 87
     assert seen[-1] == 41
+
+
+async def test_sensor_clock_drift_is_estimated_and_removed(feed: SensorFeed) -> None:
+    """A sensor clock 800 ppm fast samples 800 ppm more often in true time while its
+    timestamps say exactly 1/rate apart: on the run's (host) axis the collector must
+    space samples 1/(rate (1 + drift)) apart once the envelope fit has seen a few
+    seconds (without the drift fit they would sit exactly 1/rate apart)."""
+    air = VirtualAir()
+    drift_ppm = 800.0
+    vparams = VirtualSensorParams(profile="sensord-imu", speed=SPEED, clock_drift_ppm=drift_ppm)
+    blocks: list[SampleBlock] = []
+    async with VirtualSensor(air, vparams, feed) as sensor:
+        params = CollectorParams(transport="virtual", time_scale=SPEED, address=sensor.address)
+        async with BleCollector(params, air=air) as col:
+            rate = col.info.rate_hz
+            assert rate is not None
+            async for ev in col.stream():
+                if isinstance(ev, SampleBlock):
+                    blocks.append(ev)
+                    if ev.t_s[-1] > 18.0:
+                        break
+    s = SampleBlock.concat(blocks)
+    late = s.t_s[s.t_s > 10.0]
+    spacing = float(np.median(np.diff(late))) * rate
+    expected = 1.0 / (1.0 + drift_ppm * 1e-6)
+    assert abs(spacing - expected) < 150e-6, f"residual {(spacing - expected) * 1e6:.0f} ppm"

@@ -420,13 +420,19 @@ class VirtualSensor:
 
     def _samples_between(self, t_from: float, t_to: float, rate_hz: float,
                          gyro: bool) -> DecodedSamples | None:
-        """Feed samples on the encoder's grid ``k / rate`` in ``(t_from, t_to]``."""
-        k0 = math.floor(t_from * rate_hz) + 1
-        k1 = math.floor(t_to * rate_hz)
+        """Feed samples in ``(t_from, t_to]`` on the sensor's own grid.
+
+        The sensor samples at ``rate_hz`` by *its* clock: a clock ``clock_drift_ppm``
+        fast samples that much more often in true (feed) time, and its timestamps are
+        spaced exactly ``1 / rate_hz``.
+        """
+        rate_true = rate_hz * (1.0 + self.params.clock_drift_ppm * 1e-6)
+        k0 = math.floor(t_from * rate_true) + 1
+        k1 = math.floor(t_to * rate_true)
         if k1 < k0:
             return None
         s = self.feed.samples
-        t_feed = s.t_s[0] + np.arange(k0, k1 + 1, dtype=np.float64) / rate_hz
+        t_feed = s.t_s[0] + np.arange(k0, k1 + 1, dtype=np.float64) / rate_true
         t_feed = t_feed[t_feed <= s.t_s[-1]]
         if t_feed.size == 0:
             return None
