@@ -178,8 +178,9 @@ class MosquittoServer(_Process):
             f"persistence_location {self.workdir}/",
             "persistence_file mosquitto.db",
             "autosave_interval 30",  # also saved on a graceful stop
-            # Keep every QoS 1 message queued for an offline persistent session.
-            "max_queued_messages 0",
+            # Queue (practically) every QoS 1 message for an offline persistent session. Not
+            # 0: in mosquitto 2.0, "0 = unlimited" also disables MQTT 5 Receive Maximum.
+            "max_queued_messages 100000000",
             "max_inflight_messages 0",
             "log_dest stdout",
             "log_type error",

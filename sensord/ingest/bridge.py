@@ -9,9 +9,12 @@ are idempotent (a redelivered step has the same measurement, tags and timestamp)
   is written to the database (or after it was published to the dead-letter topic).
   A crash (even SIGKILL) before that leaves the message unacknowledged in the broker's
   session, which redelivers it on reconnect.
-- Memory is bounded by the MQTT 5 *Receive Maximum* the bridge announces: the broker
-  stops sending once that many messages are unacknowledged and keeps the rest queued in
-  the session (overflow policy: back-pressure onto the broker, nothing is dropped here).
+- Memory is bounded. The bridge announces an MQTT 5 *Receive Maximum*, but brokers do
+  not all honour it once acknowledgements flow (mosquitto 2.0.11 releases a whole window
+  per PUBACK), so the bridge also stops reading its socket while ``receive_max``
+  messages wait unread (TCP back-pressure: the backlog stays in the broker). As a last
+  resort, messages beyond a hard cap are shed **unacknowledged** and fetched again by
+  re-joining the same persistent session once the bridge has caught up. Nothing is lost.
 - Database failures (5xx, 429, timeouts, refused connections) are retried forever with
   capped exponential backoff, honouring ``Retry-After``; a batch the database rejects as
   invalid (4xx) is split per message and the rejected messages are dead-lettered.
@@ -90,7 +93,8 @@ class IngestConfig:
 
 @dataclass(frozen=True, slots=True)
 class IngestStats:
-    """Counters since the bridge started."""
+    """Counters since the bridge started (``shed``: messages dropped unacknowledged while
+    busy, redelivered after a re-sync)."""
 
     messages: int = 0
     points_written: int = 0
@@ -98,6 +102,8 @@ class IngestStats:
     deadlettered: int = 0
     write_retries: int = 0
     reconnects: int = 0
+    shed: int = 0
+    resyncs: int = 0
 
 
 @dataclass(slots=True)
@@ -118,11 +124,81 @@ class _Counters:
     deadlettered: int = 0
     write_retries: int = 0
     reconnects: int = 0
+    shed: int = 0
+    resyncs: int = 0
+
+
+class _ResyncNeededError(Exception):
+    """Leave the connection so the broker redelivers messages shed while busy."""
+
+
+class _ShedDetector(logging.Filter):
+    """Notices aiomqtt's "Message queue is full. Discarding message." (a bounded queue)."""
+
+    def __init__(self, counters: _Counters) -> None:
+        super().__init__()
+        self._c = counters
+        self.pending = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Message queue is full"):
+            self._c.shed += 1
+            self.pending = True
+            return False  # counted and summarised by the bridge instead
+        return True
 
 
 def _paho(client: aiomqtt.Client) -> Any:
-    """The underlying paho client: aiomqtt 2.5 has no public manual-ack API."""
+    """The underlying paho client: aiomqtt 2.5 has no public manual-ack or flow control."""
     return client._client
+
+
+class _ReadGate:
+    """TCP back-pressure: stop reading the broker's socket while the bridge is saturated.
+
+    Replaces aiomqtt's socket reader with an equivalent one (paho ``loop_read``) that
+    pauses when ``high`` messages wait unread, and :meth:`maybe_resume` reads again
+    below ``low``. The broker then keeps the backlog, not the bridge's memory.
+    """
+
+    def __init__(self, client: aiomqtt.Client, high: int, low: int) -> None:
+        self._client = client
+        self._paho = _paho(client)
+        self._loop = asyncio.get_running_loop()
+        self._high, self._low = high, low
+        self._fd: int | None = None
+        self.paused = False
+
+    def install(self) -> None:
+        sock = self._paho.socket()
+        if sock is None:
+            return
+        self._fd = sock.fileno()
+        self._loop.remove_reader(self._fd)  # aiomqtt's reader
+        self._loop.add_reader(self._fd, self._read)
+
+    def _read(self) -> None:
+        try:
+            sock = self._paho.socket()
+            while True:
+                self._paho.loop_read()
+                if sock is not None and hasattr(sock, "pending") and sock.pending() > 0:
+                    continue  # TLS: decoded bytes left in the SSL object
+                break
+        except Exception as e:  # broken connection: let aiomqtt see a disconnect
+            log.warning("reading from the broker failed: %s", e)
+            self._paho.disconnect()
+            return
+        if len(self._client.messages) >= self._high and self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            self.paused = True
+
+    def maybe_resume(self) -> None:
+        if self.paused and len(self._client.messages) <= self._low and self._fd is not None:
+            self.paused = False
+            sock = self._paho.socket()
+            if sock is not None and sock.fileno() == self._fd:
+                self._loop.add_reader(self._fd, self._read)
 
 
 class IngestBridge:
@@ -160,6 +236,9 @@ class IngestBridge:
         self._batch_started = 0.0
         self._flush_q: asyncio.Queue[list[_Item]] = asyncio.Queue(maxsize=1)
         self.connected = asyncio.Event()
+        self._shed = _ShedDetector(self._c)
+        self._mqtt_log = logging.getLogger(f"sensord.ingest.mqtt.{id(self):x}")
+        self._mqtt_log.addFilter(self._shed)
 
     @property
     def stats(self) -> IngestStats:
@@ -172,6 +251,8 @@ class IngestBridge:
             c.deadlettered,
             c.write_retries,
             c.reconnects,
+            c.shed,
+            c.resyncs,
         )
 
     def stop(self) -> None:
@@ -189,6 +270,10 @@ class IngestBridge:
                 try:
                     await self._session()
                     delay = self._cfg.backoff_initial_s
+                except _ResyncNeededError:
+                    self._c.resyncs += 1
+                    log.info("re-syncing the session to receive messages shed while busy")
+                    continue
                 except aiomqtt.MqttError as e:
                     log.warning("broker connection lost or refused: %s", e)
                 finally:
@@ -227,27 +312,34 @@ class IngestBridge:
             keepalive=b.keepalive_s,
             tls_context=b.tls_context(),
             timeout=10,
+            max_queued_incoming_messages=2 * self._cfg.receive_max,  # hard cap (see above)
+            logger=self._mqtt_log,
         )
+        self._shed.pending = False
         # Before connecting: a resumed session delivers queued messages right after CONNACK.
         _paho(client).manual_ack_set(True)
         async with client:
             self._conn_seq += 1
             conn = self._conn = self._conn_seq
             self._client = client
-            prefix = f"$share/{self._cfg.shared_group}/" if self._cfg.shared_group else ""
-            for f in self._cfg.filters:
-                await client.subscribe(prefix + f, qos=1)
-            log.info("connected to %s:%d as %s", b.host, b.port, self._cfg.client_id)
-            self.connected.set()
-            reader: asyncio.Task[Any] = asyncio.create_task(self._reader(client, conn))
+            gate = _ReadGate(client, self._cfg.receive_max, self._cfg.receive_max // 2)
+            gate.install()
+            # Read first: a resumed session may deliver a backlog before our SUBACKs, and
+            # the SUBACKs arrive only once the reader has made room.
+            reader: asyncio.Task[Any] = asyncio.create_task(self._reader(client, conn, gate))
             ticker: asyncio.Task[Any] = asyncio.create_task(self._ticker())
             stopper: asyncio.Task[Any] = asyncio.create_task(self._stop.wait())
-            done, _ = await asyncio.wait(
-                {reader, ticker, stopper}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for t in (reader, ticker, stopper):
+            subscriber: asyncio.Task[Any] = asyncio.create_task(self._subscribe(client))
+            tasks = {reader, ticker, stopper, subscriber}
+            while True:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if done == {subscriber} and subscriber.exception() is None:
+                    tasks.discard(subscriber)
+                    continue
+                break
+            for t in tasks:
                 t.cancel()
-            for t in (reader, ticker, stopper):
+            for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             if stopper in done:
@@ -258,6 +350,15 @@ class IngestBridge:
                 if exc is not None:
                     raise exc
 
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        prefix = f"$share/{self._cfg.shared_group}/" if self._cfg.shared_group else ""
+        for f in self._cfg.filters:
+            # a long wait: behind a resumed session's backlog, the SUBACK can take a while
+            await client.subscribe(prefix + f, qos=1, timeout=24 * 3600)
+        b = self._broker
+        log.info("connected to %s:%d as %s", b.host, b.port, self._cfg.client_id)
+        self.connected.set()
+
     async def _drain(self, conn: int) -> None:
         """On stop: write and acknowledge what is buffered (give up after the grace period;
         whatever is left unacknowledged is redelivered to the next run)."""
@@ -267,8 +368,9 @@ class IngestBridge:
 
     # ------------------------------------------------------------------- reading
 
-    async def _reader(self, client: aiomqtt.Client, conn: int) -> None:
+    async def _reader(self, client: aiomqtt.Client, conn: int, gate: _ReadGate) -> None:
         async for message in client.messages:
+            gate.maybe_resume()
             topic = message.topic.value
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
@@ -289,6 +391,11 @@ class IngestBridge:
             self._batch_lines += len(item.lines)
             if self._batch_lines >= self._cfg.batch_max_lines:
                 await self._hand_off()
+            if self._shed.pending and len(client.messages) == 0:
+                # caught up: write + acknowledge what we hold, then reconnect for the rest
+                await self._hand_off()
+                await self._flush_q.join()
+                raise _ResyncNeededError
 
     async def _deadletter(
         self, client: aiomqtt.Client, topic: str, payload: bytes, reason: str
