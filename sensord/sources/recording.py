@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -84,22 +86,16 @@ def read_recording(path: str | Path) -> Recording:
         With the file, line and column of the first problem and how to fix it.
     """
     p = str(path)
-    try:
-        with open(p, encoding="utf-8", errors="strict") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise _fail(p, None, None, "no such file", "check the path") from None
-    except IsADirectoryError:
-        raise _fail(p, None, None, "is a directory", "pass a CSV file") from None
-    except UnicodeDecodeError:
-        raise _fail(p, None, None, "not a text file", "pass a CSV recording") from None
-    except OSError as e:
-        raise _fail(p, None, None, f"cannot read ({e.strerror})", "check permissions") from None
-
-    lines = text.splitlines()
+    # only the comment lines and the header are read here; the body goes to the parser
+    head: list[str] = []
+    with _opened(p) as fh:
+        for line in fh:
+            head.append(line.rstrip("\r\n"))
+            if line.strip() and not line.lstrip().startswith("#"):
+                break
     metadata: dict[str, str] = {}
     header_idx: int | None = None
-    for i, line in enumerate(lines):
+    for i, line in enumerate(head):
         s = line.strip()
         if not s:
             continue
@@ -114,11 +110,11 @@ def read_recording(path: str | Path) -> Recording:
         raise _fail(p, None, None, "empty file (no header row)",
                     "write a header row 't,ax,ay,az[,gx,gy,gz]' followed by samples")
 
-    names = [c.strip() for c in lines[header_idx].split(",")]
+    names = [c.strip() for c in head[header_idx].split(",")]
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise _fail(p, header_idx + 1, None,
-                    f"missing column(s) {', '.join(missing)} in header {lines[header_idx]!r}",
+                    f"missing column(s) {', '.join(missing)} in header {head[header_idx]!r}",
                     "the header must name t, ax, ay, az (and optionally gx, gy, gz)")
     gyro_present = [c for c in GYRO_COLUMNS if c in names]
     if gyro_present and len(gyro_present) != 3:
@@ -134,16 +130,38 @@ def read_recording(path: str | Path) -> Recording:
 
     data = _parse_fast(p, header_idx, usecols, len(names))
     if data is None:
-        data = _parse_slow(p, lines, header_idx, usecols, wanted, len(names))
+        data = _parse_slow(p, _all_lines(p), header_idx, usecols, wanted, len(names))
     if data.shape[0] == 0:
         raise _fail(p, header_idx + 2, None, "no samples after the header",
                     "the recording is empty; record again")
 
-    _validate(p, lines, header_idx, data, wanted)
+    _validate(p, header_idx, data, wanted)
     t = np.ascontiguousarray(data[:, 0])
     acc = np.ascontiguousarray(data[:, 1:4])
     gyr = np.ascontiguousarray(data[:, 4:7]) if gyro_present else None
     return Recording(SampleBlock(t, acc, gyr), metadata, p)
+
+
+@contextmanager
+def _opened(path: str) -> Iterator[TextIO]:
+    """The file opened as UTF-8 text; unreadable files become one-line InputErrors."""
+    try:
+        with open(path, encoding="utf-8", errors="strict") as fh:
+            yield fh
+    except FileNotFoundError:
+        raise _fail(path, None, None, "no such file", "check the path") from None
+    except IsADirectoryError:
+        raise _fail(path, None, None, "is a directory", "pass a CSV file") from None
+    except UnicodeDecodeError:
+        raise _fail(path, None, None, "not a text file", "pass a CSV recording") from None
+    except OSError as e:
+        raise _fail(path, None, None, f"cannot read ({e.strerror})",
+                    "check permissions") from None
+
+
+def _all_lines(path: str) -> list[str]:
+    with _opened(path) as fh:
+        return fh.read().splitlines()
 
 
 def _parse_fast(path: str, header_idx: int, usecols: list[int], ncols: int) -> FloatArray | None:
@@ -194,10 +212,9 @@ def _data_line_numbers(lines: list[str], header_idx: int) -> list[int]:
             if lines[i].strip() and not lines[i].lstrip().startswith("#")]
 
 
-def _validate(path: str, lines: list[str], header_idx: int, data: FloatArray,
-              wanted: list[str]) -> None:
-    def line_of(row: int) -> int:
-        return _data_line_numbers(lines, header_idx)[row]
+def _validate(path: str, header_idx: int, data: FloatArray, wanted: list[str]) -> None:
+    def line_of(row: int) -> int:  # only when reporting: reads the file again
+        return _data_line_numbers(_all_lines(path), header_idx)[row]
 
     t = data[:, 0]
     bad_t = np.flatnonzero(~np.isfinite(t))
