@@ -15,8 +15,7 @@ outside evaluation tools read them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from functools import cache
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -111,11 +110,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-@cache
-def _field_names(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
 class _Record:
     """Mixin: ``to_dict`` / ``from_dict`` for flat frozen dataclasses."""
 
@@ -125,7 +119,7 @@ class _Record:
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return _field_names(cls)
+        return tuple(getattr(cls, "__dataclass_fields__", {}))
 
 
 @dataclass(frozen=True, slots=True)
