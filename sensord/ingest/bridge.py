@@ -66,8 +66,10 @@ class IngestConfig:
         How long the broker keeps the session (and queues messages) while the bridge is
         away. Default: never expires.
     receive_max
-        Most unacknowledged messages in flight to the bridge (MQTT 5 Receive Maximum);
-        this bounds the bridge's memory.
+        MQTT 5 Receive Maximum, and the most received-but-unread messages (the socket is
+        not read beyond that). Messages held at once are at most
+        ``receive_max + (write_concurrency + 3) * batch_max_lines`` (one message per line
+        in the worst case): that bounds the bridge's memory.
     batch_max_lines
         Write when this many points are buffered ...
     linger_s
@@ -235,6 +237,7 @@ class IngestBridge:
         self._batch_lines = 0
         self._batch_started = 0.0
         self._flush_q: asyncio.Queue[list[_Item]] = asyncio.Queue(maxsize=1)
+        self._in_pipeline = 0  # messages handed to the writer, not yet acknowledged
         self.connected = asyncio.Event()
         self._shed = _ShedDetector(self._c)
         self._mqtt_log = logging.getLogger(f"sensord.ingest.mqtt.{id(self):x}")
@@ -254,6 +257,13 @@ class IngestBridge:
             c.shed,
             c.resyncs,
         )
+
+    @property
+    def held_messages(self) -> int:
+        """Messages received from the broker and not yet acknowledged (memory in use)."""
+        client = self._client
+        queued = len(client.messages) if client is not None else 0
+        return queued + len(self._batch) + self._in_pipeline
 
     def stop(self) -> None:
         """Ask :meth:`run` to flush what it has, acknowledge it and return."""
@@ -416,6 +426,7 @@ class IngestBridge:
         if not self._batch:
             return
         batch, self._batch, self._batch_lines = self._batch, [], 0
+        self._in_pipeline += len(batch)
         await self._flush_q.put(batch)
 
     def _drop_unflushed(self) -> None:
@@ -451,6 +462,7 @@ class IngestBridge:
             except Exception:  # pragma: no cover - a bug; the broker will redeliver
                 log.exception("writing a batch failed unexpectedly")
             finally:
+                self._in_pipeline -= len(batch)
                 self._flush_q.task_done()
 
     async def _write_batch(self, batch: list[_Item]) -> None:
