@@ -7,6 +7,7 @@ real Bumble stack and bleak, as it would from a real sensor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import numpy as np
@@ -14,8 +15,16 @@ import pytest
 from test_ble_live import collect, match_steps
 
 from sensord.gait import engine
-from sensord.model import Gap, SampleBlock
-from sensord.sources.ble.virtual_sensor import Faults, SensorFeed, feed_from_simulation
+from sensord.model import Gap, SampleBlock, SensorHealth
+from sensord.sources.ble.bumble_backend import VirtualAir
+from sensord.sources.ble.collector import BleCollector, CollectorParams
+from sensord.sources.ble.virtual_sensor import (
+    Faults,
+    SensorFeed,
+    VirtualSensor,
+    VirtualSensorParams,
+    feed_from_simulation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +158,37 @@ async def test_malformed_and_truncated_packets_are_counted_logged_sparingly_neve
     assert s.t_s[-1] > 0.8 * 16.0
     malformed_logs = [r for r in caplog.records if "malformed" in r.getMessage()]
     assert len(malformed_logs) == 3  # rate-limited: the burst, then silence
+
+
+async def test_queue_overflow_drops_oldest_and_reports_the_loss(feed: SensorFeed) -> None:
+    """A consumer that stalls: the bounded queue keeps the newest packets, the loss is a
+    gap in time and shows in packet_loss_pct, and nothing crashes."""
+    air = VirtualAir()
+    speed = 8.0
+    async with VirtualSensor(air, VirtualSensorParams(profile="sensord-imu", speed=speed),
+                             feed) as sensor:
+        params = CollectorParams(transport="virtual", time_scale=speed, address=sensor.address,
+                                 queue_packets=8, health_interval_s=0.1)
+        async with BleCollector(params, air=air) as col:
+            blocks: list[SampleBlock] = []
+            last: SensorHealth | None = None
+            stalled = False
+            async for ev in col.stream():
+                if isinstance(ev, SampleBlock):
+                    blocks.append(ev)
+                    if not stalled and ev.t_s[-1] > 2.0:
+                        stalled = True
+                        await asyncio.sleep(0.6)  # the consumer is busy; packets pile up
+                elif isinstance(ev, SensorHealth):
+                    last = ev
+                if blocks and blocks[-1].t_s[-1] > 12.0:
+                    break
+            h = col.health_state
+    assert h.queue_overflows > 0
+    assert h.gaps >= 1
+    assert h.missing_samples > 0
+    assert last is not None
+    assert last.packet_loss_pct > 0
+    s = SampleBlock.concat(blocks)
+    assert np.all(np.diff(s.t_s) > 0)
+    assert len(_gaps_in(s, 0.2)) >= 1
