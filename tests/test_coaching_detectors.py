@@ -7,7 +7,7 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensord.coaching.detectors import State, bouts, init_state, run_offline, step
+from sensord.coaching.detectors import State, bouts, finish, init_state, run_offline, step
 from sensord.coaching.params import CoachParams
 from sensord.coaching.synthetic import SynthFatigue, SynthRun, synth_steps
 from sensord.model import Alert, FormSummary, PainReport, Step
@@ -51,6 +51,8 @@ def test_chunk_invariance_random_splits(cuts: list[int], seed: int) -> None:
         chunk_pain = [r for r in pain if lo < r.t_s <= hi]
         state, ev = step(P, state, chunk, chunk_pain)
         got.extend(ev)
+    state, ev = finish(P, state)
+    got.extend(ev)
     assert got == ref
     assert state == ref_state
 

@@ -4,6 +4,7 @@ Same shape as the gait engine::
 
     state = init_state()
     state, events = step(params, state, steps, pain)   # any chunking, same events
+    state, events = finish(params, state)              # end of stream
 
 ``events`` are :class:`~sensord.model.Alert` and :class:`~sensord.model.FormSummary`.
 Offline analysis is the fold :func:`run_offline`. All decisions are driven by the step
@@ -645,10 +646,11 @@ class _Run:
         self.recent = [s for s in self.recent if s.t_ic > boundary - p.summary_window_s]
         self.out.append(self.summary(boundary))
 
-    def summary(self, t: float) -> FormSummary:
+    def summary(self, t: float, ended: bool = False) -> FormSummary:
         p = self.p
         rec = self.recent
-        still = self.last_t is None or t - self.last_t > p.still_after_s or not rec
+        gap = self.last_t is None or (not ended and t - self.last_t > p.still_after_s)
+        still = gap or not rec
         activity: Activity | None = "still" if still else self.act.label
         score, factors = self.form_score()
         if still:
@@ -726,11 +728,29 @@ def step(
     return run.freeze(), run.out
 
 
+def finish(params: CoachParams, state: State) -> tuple[State, list[Event]]:
+    """End of stream: close the open block (it may raise or clear an alert) and emit
+    the summary of the last, partial, summary period."""
+    run = _Run(params, state)
+    if run.block_idx is not None:
+        run.close_block()
+        run.block_idx = None
+    if run.summary_slot is not None and run.last_t is not None:
+        boundary = (run.summary_slot + 1) * params.summary_every_s
+        run.recent = [s for s in run.recent if s.t_ic > boundary - params.summary_window_s]
+        run.out.append(run.summary(boundary, ended=True))
+        run.summary_slot = None
+    return run.freeze(), run.out
+
+
 def run_offline(
     params: CoachParams, steps: Sequence[Step], pain: Sequence[PainReport] = ()
 ) -> tuple[State, list[Event]]:
-    """The whole run at once: one call of :func:`step` (equal to any chunked fold)."""
-    return step(params, init_state(), steps, pain)
+    """The whole run at once: :func:`step` over all steps, then :func:`finish` (equal to
+    any chunked fold followed by :func:`finish`)."""
+    state, events = step(params, init_state(), steps, pain)
+    state, tail = finish(params, state)
+    return state, [*events, *tail]
 
 
 def bouts(state: State) -> list[Bout]:
