@@ -81,7 +81,9 @@ def activity_update(
         done.append(Bout("still", st.last_t_s, t, 0))
         label = None
     if label is None:
-        return ActivityState(cls or "run", t, 1, t, None, 0, t), done
+        # an unclassifiable first step (no flight, step time or cadence yet) starts a
+        # walk bout: a run is then entered after `activity_switch_steps` running steps
+        return ActivityState(cls or "walk", t, 1, t, None, 0, t), done
     if cls is None or cls == label:
         return ActivityState(label, bout_start, bout_steps + 1, t, None, 0, t), done
     if cand == cls:
