@@ -116,6 +116,8 @@ class MqttPublisher:
         self._sent = 0
         self._reconnects = 0
         self.connected = asyncio.Event()
+        self._online = True
+        self._live_client: aiomqtt.Client | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -138,8 +140,8 @@ class MqttPublisher:
         """
         if self._sender is None:
             return
-        await self.publish_status(online=False)
         await self.flush(timeout_s)
+        await self.publish_status(online=False)
         self._closing = True
         self._wake.set()
         self._sender.cancel()
@@ -206,16 +208,30 @@ class MqttPublisher:
         self._enqueue(pain_topic(self._run.runner_id), payload, droppable=False)
 
     async def publish_status(self, online: bool) -> None:
-        """Queue a retained ``online`` / ``offline`` status."""
-        payload = encode_status(self._run, online, int(time.time() * 1000), self._run_start_ms)
-        self._enqueue(self._status_topic, payload, retain=True, droppable=False)
+        """Set the retained ``online`` / ``offline`` presence.
+
+        Presence is not spooled (a stale ``offline`` replayed later would hide a live
+        run): it is published now if connected, and again on every reconnect; while
+        disconnected, the broker's last will says ``offline``.
+        """
+        self._online = online
+        client = self._live_client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._send_status(client), 5.0)
+
+    async def _send_status(self, client: aiomqtt.Client) -> None:
+        payload = encode_status(
+            self._run, self._online, int(time.time() * 1000), self._run_start_ms
+        )
+        await client.publish(self._status_topic, payload, qos=1, retain=True)
 
     # -------------------------------------------------------------------- sender
 
     def _client(self) -> aiomqtt.Client:
         b = self._broker
         will_payload = encode_status(self._run, False, int(time.time() * 1000), self._run_start_ms)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             b.host,
             b.port,
             username=b.username,
@@ -227,22 +243,23 @@ class MqttPublisher:
             max_inflight_messages=self._window,
             timeout=10,
         )
+        client.pending_calls_threshold = 2 * self._window  # a full window is normal here
+        return client
 
     async def _send_loop(self) -> None:
         delay = 0.2
         while not self._closing:
             try:
                 async with self._client() as client:
+                    self._live_client = client
                     self.connected.set()
                     delay = 0.2
-                    online = encode_status(
-                        self._run, True, int(time.time() * 1000), self._run_start_ms
-                    )
-                    await client.publish(self._status_topic, online, qos=1, retain=True)
+                    await self._send_status(client)
                     await self._drain(client)
             except aiomqtt.MqttError as e:
                 log.warning("broker unavailable (%s); %d messages spooled", e, len(self._spool))
             finally:
+                self._live_client = None
                 self.connected.clear()
             if self._closing:
                 return
