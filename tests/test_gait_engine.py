@@ -156,3 +156,17 @@ def test_resampler_interpolates_onto_the_absolute_grid() -> None:
     state, blocks, gaps = resample.step(resample.ResampleParams(rate_hz=200.0), state,
                                         SampleBlock(t2, acc[:2]))
     assert gaps == [(0.03, 0.5)] and blocks[0].reset and blocks[0].start_index == 100
+
+
+def test_steps_are_emitted_within_50_ms_of_toe_off_in_sample_time() -> None:
+    """Look-ahead, counted in samples (not wall time): fed 10 ms blocks as live, each
+    step must come out of the engine at most 50 ms of signal after its toe-off."""
+    res = simulate(SimParams(duration_s=40.0, mount="random"), seed=8)
+    params = EngineParams()
+    state = init_state(params)
+    delays = []
+    for blk in _blocks(res.samples, 2):
+        state, events = step(params, state, blk)
+        delays += [blk.t_s[-1] - e.t_fc for e in steps_only(events) if e.t_fc is not None]
+    assert len(delays) > 100
+    assert max(delays) <= 0.050

@@ -64,8 +64,8 @@ from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
 # raw ring channels
 _AV, _HX, _GX, _WUP, _UP = 0, 1, 4, 7, 8
 _RAW_CH = 11
-# derived ring channels
-_SP, _SE, _D1 = 0, 1, 2
+# derived ring channels: der (contact edges) and smooth (stance humps)
+_SE, _D1 = 0, 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +81,9 @@ class PelvisParams:
         Gaussian smoothing for finding stance humps.
     edge_sigma_s
         Gaussian smoothing for the contact edges (derivative of Gaussian).
-    peak_window_s
-        A hump is a maximum within +/- this window.
+    peak_window_s, peak_confirm_s
+        A hump is the maximum from ``peak_window_s`` before it to ``peak_confirm_s``
+        after it (short, so a stance is confirmed soon after mid-stance).
     min_step_s, max_step_s
         Plausible step durations (min 0.25 s = 240 steps/min).
     min_amplitude_g, rel_amplitude
@@ -106,9 +107,10 @@ class PelvisParams:
 
     gravity_window_s: float = 3.0
     gravity_bin_s: float = 0.1
-    peak_sigma_s: float = 0.04
+    peak_sigma_s: float = 0.03
     edge_sigma_s: float = 0.008
     peak_window_s: float = 0.12
+    peak_confirm_s: float = 0.04
     min_step_s: float = 0.25
     max_step_s: float = 2.0
     min_amplitude_g: float = 0.08
@@ -141,6 +143,7 @@ class PelvisState:
     gravity: orientation.GravityState
     raw: Ring
     der: Ring
+    smooth: Ring
     cand_next: int
     last_peak: int | None
     last_candidate: int | None
@@ -158,31 +161,27 @@ def init_pelvis(params: PelvisParams, rate_hz: float, start_index: int = 0,
     """A fresh state (also used after every gap)."""
     return PelvisState(
         rate_hz=rate_hz, has_gyro=has_gyro, gravity=orientation.GravityState(),
-        raw=Ring.empty(start_index, _RAW_CH), der=Ring.empty(start_index, 3),
+        raw=Ring.empty(start_index, _RAW_CH), der=Ring.empty(start_index, 2),
+        smooth=Ring.empty(start_index, 1),
         cand_next=start_index, last_peak=None, last_candidate=None, trough_g=math.inf,
         amplitudes=(), pending=(),
         forward=orientation.ForwardState(), timing=timing.TimingState(), prev_ic=None,
         prev_side=None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _Kernels:
-    radius: int
-    peak: FloatArray
-    edge: FloatArray
-    edge_d1: FloatArray
+def _extend(ring: Ring, raw: Ring, kernels: list[FloatArray], max_len: int) -> Ring:
+    """Append the filtered vertical signal where each kernel's support is available.
 
-
-def _kernels(params: PelvisParams, rate_hz: float) -> _Kernels:
-    gp, _ = gaussian_kernels(params.peak_sigma_s, rate_hz)
-    ge, de = gaussian_kernels(params.edge_sigma_s, rate_hz)
-    r = max(len(gp), len(ge)) // 2
-
-    def pad(k: FloatArray) -> FloatArray:
-        extra = r - len(k) // 2
-        return np.pad(k, extra)
-
-    return _Kernels(r, pad(gp), pad(ge), pad(de))
+    Output sample ``i`` only depends on raw samples ``i - r .. i + r``: each is computed
+    once, the same way, whatever the block boundaries.
+    """
+    r = len(kernels[0]) // 2
+    start = max(ring.end, raw.start + r) if ring.data.shape[0] else raw.start + r
+    x = raw.get(start - r, raw.end)[:, _AV]
+    if x.shape[0] < 2 * r + 1:
+        return ring
+    new = np.column_stack([correlate_valid(x, k) for k in kernels])
+    return ring.append(new, max_len) if ring.data.shape[0] else Ring(start, new)
 
 
 def step_pelvis(params: PelvisParams, state: PelvisState,
@@ -209,21 +208,16 @@ def step_pelvis(params: PelvisParams, state: PelvisState,
     # hold the whole block while detecting; trim to the history afterwards
     raw = state.raw.append(cols, max_len + len(block))
 
-    k = _kernels(params, rate)
-    r = k.radius
-    der_from = max(state.der.end, raw.start + r)
-    x = raw.get(der_from - r, raw.end)[:, _AV]
-    der = state.der
-    if x.shape[0] >= 2 * r + 1:
-        new = np.column_stack([correlate_valid(x, k.peak), correlate_valid(x, k.edge),
-                               correlate_valid(x, k.edge_d1)])
-        if der.data.shape[0] == 0:
-            der = Ring(der_from, new)
-        else:
-            der = der.append(new, max_len + len(block))
-    state, steps = _detect(params, replace(state, gravity=gravity, raw=raw, der=der))
+    hold = max_len + len(block)
+    g_peak, _ = gaussian_kernels(params.peak_sigma_s, rate)
+    g_edge, d_edge = gaussian_kernels(params.edge_sigma_s, rate)
+    der = _extend(state.der, raw, [g_edge, d_edge], hold)
+    smooth = _extend(state.smooth, raw, [g_peak], hold)
+    state, steps = _detect(params, replace(state, gravity=gravity, raw=raw, der=der,
+                                           smooth=smooth))
     return replace(state, raw=state.raw.append(np.empty((0, _RAW_CH)), max_len),
-                   der=state.der.append(np.empty((0, 3)), max_len)), steps
+                   der=state.der.append(np.empty((0, 2)), max_len),
+                   smooth=state.smooth.append(np.empty((0, 1)), max_len)), steps
 
 
 def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
@@ -239,36 +233,40 @@ def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState
 def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
     """Find new humps, accept stances, settle final contacts, emit steps (in order)."""
     rate = state.rate_hz
-    der = state.der
-    wp = max(1, round(params.peak_window_s * rate))
-    lo = max(state.cand_next, der.start + wp)
-    hi = der.end - wp
+    sm = state.smooth
+    wl = max(1, round(params.peak_window_s * rate))
+    wr = max(1, round(params.peak_confirm_s * rate))
+    lo = max(state.cand_next, sm.start + wl)
+    hi = sm.end - wr
     if hi > lo:
-        sp = der.data[:, _SP]
-        seg = sp[lo - wp - der.start: hi + wp - der.start]
-        # a hump is the maximum of its +/- wp neighbourhood (and higher than its left one)
-        mf = np.lib.stride_tricks.sliding_window_view(seg, 2 * wp + 1).max(axis=1)
-        inner = slice(wp, wp + (hi - lo))
-        is_peak = (seg[inner] >= mf) & (seg[inner] > seg[wp - 1: wp - 1 + (hi - lo)])
+        sp = sm.data[:, 0]
+        seg = sp[lo - wl - sm.start: hi + wr - sm.start]
+        # a hump is the maximum of [c - wl, c + wr] (and higher than its left neighbour):
+        # the short right side confirms it soon after mid-stance
+        mf = np.lib.stride_tricks.sliding_window_view(seg, wl + wr + 1).max(axis=1)
+        inner = slice(wl, wl + (hi - lo))
+        is_peak = (seg[inner] >= mf) & (seg[inner] > seg[wl - 1: wl - 1 + (hi - lo)])
         candidates = np.flatnonzero(is_peak) + lo
         prev_peak = state.last_peak
-        state, accepted = _accept(params, state, candidates)
+        state, accepted = _accept(params, state, candidates, hi)
         if accepted:
             stances = _initial_contacts(params, state, np.array(accepted), prev_peak)
             state = replace(state, pending=(*state.pending, *stances))
-        state = replace(state, cand_next=hi)
     return _settle(params, state)
 
 
-def _accept(params: PelvisParams, state: PelvisState,
-            candidates: npt.NDArray[np.intp]) -> tuple[PelvisState, list[int]]:
-    """Sequential hump acceptance (plain floats: a few microseconds per candidate)."""
+def _accept(params: PelvisParams, state: PelvisState, candidates: npt.NDArray[np.intp],
+            cand_next: int) -> tuple[PelvisState, list[int]]:
+    """Sequential hump acceptance (plain floats: a few microseconds per candidate).
+
+    ``cand_next`` is where the next search starts unless a candidate has to wait for
+    more data, in which case the search resumes at that candidate.
+    """
     if candidates.size == 0:
-        return state, []
+        return replace(state, cand_next=cand_next), []
     rate = state.rate_hz
-    der = state.der
-    sp = der.data[:, _SP]
-    d0 = der.start
+    sp = state.smooth.data[:, 0]
+    d0 = state.smooth.start
     min_step = round(params.min_step_s * rate)
     max_step = round(params.max_step_s * rate)
     # minimum of the smoothed signal between consecutive candidates
@@ -278,20 +276,34 @@ def _accept(params: PelvisParams, state: PelvisState,
     seg_min = np.minimum.reduceat(sp, bounds)[:-1] if bounds.size > 1 else np.empty(0)
     seg_min = np.minimum(seg_min, sp[candidates - d0])
     peaks_g = sp[candidates - d0].tolist()
+    s_end = d0 + sp.shape[0]
+    wl = max(1, round(params.peak_window_s * rate))
     last_peak = state.last_peak
+    last_candidate = state.last_candidate
     running_min = state.trough_g
     amps = list(state.amplitudes)
     accepted: list[int] = []
+    resume = cand_next
     for c, m, peak_g in zip(candidates.tolist(), seg_min.tolist(), peaks_g, strict=True):
         if last_peak is None:
             trough = float(np.min(sp[max(c - max_step, d0) - d0: c - d0 + 1]))
         else:
-            running_min = min(running_min, m)
-            trough = running_min
+            trough = min(running_min, m)
+        # walking (no flight before the hump) has bumps near the main one: there a hump
+        # must also top the whole window after it, so wait for that data
+        walking = trough >= params.flight_level_g
+        if walking and c + wl >= s_end:
+            resume = c
+            break
+        last_candidate = c
+        if last_peak is not None:
+            running_min = trough
             if c - last_peak > max_step:
                 amps = []
             if c - last_peak < min_step:
                 continue
+        if walking and float(np.max(sp[c + 1 - d0: c + wl + 1 - d0])) > peak_g:
+            continue
         amp = peak_g - trough
         need = params.min_amplitude_g
         if amps:
@@ -302,8 +314,8 @@ def _accept(params: PelvisParams, state: PelvisState,
         amps = [*amps, amp][-params.amplitude_memory:]
         last_peak = c
         running_min = math.inf
-    return replace(state, last_peak=last_peak, last_candidate=int(candidates[-1]),
-                   trough_g=running_min, amplitudes=tuple(amps)), accepted
+    return replace(state, last_peak=last_peak, last_candidate=last_candidate,
+                   trough_g=running_min, amplitudes=tuple(amps), cand_next=resume), accepted
 
 
 def _windows(start: npt.NDArray[np.intp], length: int, lo: int,
@@ -390,9 +402,10 @@ def _settle(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list
 def _final_contacts(params: PelvisParams, state: PelvisState) -> list[float | bool | None]:
     """Per pending stance: its FC (fractional index), None (none found) or False (wait)."""
     rate = state.rate_hz
-    der = state.der
+    der, sm = state.der, state.smooth
     d0, end = der.start, der.end
-    se, d1, sp = der.data[:, _SE], der.data[:, _D1], der.data[:, _SP]
+    se, d1 = der.data[:, _SE], der.data[:, _D1]
+    sp, s0, s_end = sm.data[:, 0], sm.start, sm.end
     pending = state.pending
     t_len = round(params.max_step_s * rate)
     out: list[float | bool | None] = [False] * len(pending)
@@ -427,12 +440,12 @@ def _final_contacts(params: PelvisParams, state: PelvisState) -> list[float | bo
         c = st.peak
         nxt = pending[k + 1].peak if k + 1 < len(pending) else None
         if nxt is None or nxt > c + t_len:
-            if end >= c + t_len:
+            if s_end >= c + t_len:
                 out[k] = None
             continue
-        if end < nxt + w + 1:
+        if s_end < nxt + w + 1:
             continue
-        seg1 = sp[nxt - d0: nxt + w + 1 - d0]
+        seg1 = sp[nxt - s0: nxt + w + 1 - s0]
         jj = int(np.argmin(seg1))
         off = (parabolic_offset(seg1[jj - 1], seg1[jj], seg1[jj + 1])
                if 0 < jj < seg1.shape[0] - 1 else 0.0)
