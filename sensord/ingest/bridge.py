@@ -419,7 +419,11 @@ class IngestBridge:
         period = max(self._cfg.linger_s / 4, 0.005)
         while True:
             await asyncio.sleep(period)
-            if self._batch and time.monotonic() - self._batch_started >= self._cfg.linger_s:
+            if (
+                self._batch
+                and time.monotonic() - self._batch_started >= self._cfg.linger_s
+                and not self._flush_q.full()  # never park a second batch (memory bound)
+            ):
                 await self._hand_off()
 
     async def _hand_off(self) -> None:
@@ -436,23 +440,29 @@ class IngestBridge:
     # ------------------------------------------------------------------- writing
 
     async def _writer_loop(self) -> None:
-        """Start up to ``write_concurrency`` batch writes; acknowledge them in order."""
+        """Start up to ``write_concurrency`` batch writes; acknowledge them in order.
+
+        A slot is freed only when its batch is acknowledged (not merely written), so a
+        batch stuck in retries cannot let later batches pile up behind it.
+        """
         slots = asyncio.Semaphore(self._cfg.write_concurrency)
         in_order: asyncio.Queue[tuple[asyncio.Task[None], list[_Item]]] = asyncio.Queue()
-        acker = asyncio.create_task(self._acker(in_order))
+        acker = asyncio.create_task(self._acker(in_order, slots))
         try:
             while True:
                 batch = await self._flush_q.get()
                 await slots.acquire()
-                task = asyncio.create_task(self._write_batch(batch))
-                task.add_done_callback(lambda _t: slots.release())
-                in_order.put_nowait((task, batch))
+                in_order.put_nowait((asyncio.create_task(self._write_batch(batch)), batch))
         finally:
             acker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await acker
 
-    async def _acker(self, in_order: asyncio.Queue[tuple[asyncio.Task[None], list[_Item]]]) -> None:
+    async def _acker(
+        self,
+        in_order: asyncio.Queue[tuple[asyncio.Task[None], list[_Item]]],
+        slots: asyncio.Semaphore,
+    ) -> None:
         # MQTT wants PUBACKs in the order the PUBLISHes arrived: wait for batches in order.
         while True:
             task, batch = await in_order.get()
@@ -463,6 +473,7 @@ class IngestBridge:
                 log.exception("writing a batch failed unexpectedly")
             finally:
                 self._in_pipeline -= len(batch)
+                slots.release()
                 self._flush_q.task_done()
 
     async def _write_batch(self, batch: list[_Item]) -> None:
