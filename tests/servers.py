@@ -529,3 +529,77 @@ def influx_step_indices(db: InfluxDB1Server, run_id: str, database: str = "senso
     except (RuntimeError, OSError):  # database down: nothing to count yet
         return []
     return sorted(int(r["step_index"]) for r in rows)
+
+
+class FlakyHttpProxy:
+    """An HTTP relay to ``target_url`` that answers the first ``n_failures`` POSTs itself
+    with ``status`` (and ``Retry-After: retry_after_s`` if given), then forwards
+    everything. ``failed`` counts the refused requests. Runs in a daemon thread.
+    """
+
+    def __init__(
+        self,
+        target_url: str,
+        n_failures: int,
+        status: int = 503,
+        retry_after_s: float | None = None,
+    ) -> None:
+        import http.server
+        import threading
+
+        self.failed = 0
+        proxy = self
+        target = target_url.rstrip("/")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _relay(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if method == "POST" and proxy.failed < n_failures:
+                    proxy.failed += 1
+                    self.send_response(status)
+                    if retry_after_s is not None:
+                        self.send_header("Retry-After", f"{retry_after_s:g}")
+                    self.send_header("Content-Length", "4")
+                    self.end_headers()
+                    self.wfile.write(b"busy")
+                    return
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length", "connection")
+                }
+                status_, data = _http_with_headers(target + self.path, body, method, headers)
+                self.send_response(status_)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                self._relay("POST")
+
+            def do_GET(self) -> None:
+                self._relay("GET")
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _http_with_headers(
+    url: str, data: bytes | None, method: str, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return int(resp.status), resp.read()
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read()
