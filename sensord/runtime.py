@@ -2,9 +2,9 @@
 
 ::
 
-    source task --(bounded queue)--> engine + coaching task --> outputs
-     (sim / replay / BLE)              (pure folds)               (console, local store,
-                                                                   MQTT publisher)
+    Source.stream() --(bounded queue)--> engine + coaching task --> outputs
+     (SimSource, ReplaySource,             (pure folds)               (console, local
+      BleCollector: sensord.sources)                                   store, MQTT)
 
 Queue policy: the source -> engine queue holds at most ``queue_blocks`` blocks and the
 source waits when it is full (backpressure; no sample is dropped). A live BLE collector
@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,16 +33,13 @@ from sensord.model import (
     Gap,
     PainReport,
     RunInfo,
-    SampleBlock,
     SensorHealth,
     Step,
 )
 from sensord.sinks.mqtt_publisher import MqttPublisher
-from sensord.sources.recording import iter_blocks, read_recording
-from sensord.sources.simulator import SimParams, iter_simulated_blocks
+from sensord.sources.base import CadenceSample, SourceEvent
 
 Output = Step | Gap | Alert | FormSummary | SensorHealth | PainReport
-SourceItem = SampleBlock | SensorHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,44 +49,10 @@ class RunConfig:
     run: RunInfo
     engine: engine.EngineParams
     coach: CoachParams = field(default_factory=CoachParams)
-    speed: float = 1.0  # replay/simulation speed factor; 0 = as fast as possible
-    block_s: float = 0.1
     queue_blocks: int = 256
     store_dir: Path | None = None
     broker: BrokerConfig | None = None
     epoch_offset_s: float = 0.0
-
-
-async def paced(blocks: Iterable[SampleBlock], speed: float) -> AsyncIterator[SampleBlock]:
-    """Release blocks at ``speed`` times real time (by their last sample time)."""
-    start = time.monotonic()
-    t0: float | None = None
-    for b in blocks:
-        if len(b) == 0:
-            continue
-        if t0 is None:
-            t0 = float(b.t_s[0])
-        if speed > 0:
-            due = start + (float(b.t_s[-1]) - t0) / speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        else:
-            await asyncio.sleep(0)
-        yield b
-
-
-def simulated_source(params: SimParams, seed: int, speed: float,
-                     block_s: float) -> AsyncIterator[SampleBlock]:
-    """The simulator as a live source (bounded memory)."""
-    return paced((blk for blk, _ in iter_simulated_blocks(params, seed, block_s)), speed)
-
-
-def replay_source(path: str, speed: float, block_s: float) -> AsyncIterator[SampleBlock]:
-    """A recording replayed at ``speed`` times real time."""
-    rec = read_recording(path)
-    rate = rec.rate_hz
-    return paced(iter_blocks(rec.samples, max(1, round(block_s * rate))), speed)
 
 
 class JsonlStore:
@@ -118,11 +80,11 @@ class JsonlStore:
         self._fh.close()
 
 
-async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceItem],
+async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
                        on_output: Callable[[Output], None],
                        pain_queue: asyncio.Queue[PainReport] | None = None) -> list[Output]:
     """Run the live pipeline until the source ends; return every output in order."""
-    queue: asyncio.Queue[SourceItem | None] = asyncio.Queue(maxsize=cfg.queue_blocks)
+    queue: asyncio.Queue[SourceEvent | None] = asyncio.Queue(maxsize=cfg.queue_blocks)
     outputs: list[Output] = []
     store = JsonlStore(cfg.store_dir, cfg.run) if cfg.store_dir else None
     publisher = None
@@ -167,16 +129,23 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceItem],
                 pains.append(pain_queue.get_nowait())
             if item is None:
                 est, events = engine.finish(cfg.engine, est)
+                steps = [e for e in events if isinstance(e, Step)]
+                cst, coach_events = coaching.step(cfg.coach, cst, steps, pains)
+                cst, closing = coaching.finish(cfg.coach, cst)
+                await emit([*pains, *events, *coach_events, *closing])
+                return
             elif isinstance(item, SensorHealth):
                 await emit([item])
+                continue
+            elif isinstance(item, CadenceSample):
+                # a cadence-only sensor (footpod): no steps to detect, cadence to pass on
+                await emit([FormSummary(t_s=item.t_s, cadence_spm=item.cadence_spm)])
                 continue
             else:
                 est, events = engine.step(cfg.engine, est, item)
             steps = [e for e in events if isinstance(e, Step)]
             cst, coach_events = coaching.step(cfg.coach, cst, steps, pains)
             await emit([*pains, *events, *coach_events])
-            if item is None:
-                return
 
     try:
         await asyncio.gather(produce(), consume())

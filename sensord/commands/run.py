@@ -10,23 +10,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
+import re
+import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from sensord.coaching.config import load_config
 from sensord.coaching.params import CoachParams
 from sensord.contract import BrokerConfig
 from sensord.errors import InputError
 from sensord.gait.engine import EngineParams
-from sensord.model import PLACEMENTS, SIDES, Alert, FormSummary, Gap, RunInfo, SensorHealth, Step
-from sensord.runtime import Output, RunConfig, replay_source, run_pipeline, simulated_source
+from sensord.model import (
+    PLACEMENTS,
+    SIDES,
+    Alert,
+    FormSummary,
+    Gap,
+    RunInfo,
+    SampleBlock,
+    SensorHealth,
+    Step,
+)
+from sensord.runtime import Output, RunConfig, run_pipeline
 from sensord.sinks.local_broker import LocalBroker, find_mosquitto
+from sensord.sources.base import Source, SourceEvent
+from sensord.sources.replay import ReplayParams, ReplaySource
+from sensord.sources.sim_source import SimSource, SimSourceParams
 from sensord.sources.simulator import FatigueProfile, SimParams
 
 if TYPE_CHECKING:
@@ -37,8 +56,14 @@ HELP = "live run: sensor -> engine -> coaching -> delivery"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sensor", default="sim",
-                   help="'sim' (simulated runner, default) or a recording FILE.csv "
-                        "to replay")
+                   help="'sim' (simulated runner, default), a recording FILE.csv to replay, "
+                        "'virtual[:PROFILE]' (a virtual BLE sensor fed by the simulator, "
+                        "through the real collector), or a BLE sensor's address or name")
+    p.add_argument("--profile", help="BLE profile (default: recognised from the device); "
+                   "for 'virtual': sensord-imu, polar-h10, polar-verity, movesense, "
+                   "witmotion, rsc")
+    p.add_argument("--transport", help="BLE transport: system (default), usb:0, "
+                   "tcp-client:HOST:PORT, ... (or $SENSORD_BLE_TRANSPORT)")
     p.add_argument("--placement", choices=PLACEMENTS, default="pelvis")
     p.add_argument("--side", choices=SIDES, help="foot placement: which shoe")
     p.add_argument("--runner", default="runner", help="runner id (default 'runner')")
@@ -46,8 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=None,
                    help="replay/simulation speed factor (default 30 for sim, 1 for files; "
                         "0 = as fast as possible)")
-    p.add_argument("--duration-s", type=float, default=900.0,
-                   help="sim: run length (default 15 min)")
+    p.add_argument("--duration-s", type=float, default=None,
+                   help="sim/virtual: run length (default 15 min); a live sensor: stop "
+                        "after this long (default: run until Ctrl-C)")
     p.add_argument("--fatigue-onset-s", type=float, default=600.0,
                    help="sim: when form starts to degrade (negative: never)")
     p.add_argument("--seed", type=int, default=1, help="sim: random seed")
@@ -63,6 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.duration_given = args.duration_s is not None
+    if args.duration_s is None:
+        args.duration_s = 900.0
     coach = CoachParams()
     runner = args.runner
     if args.config:
@@ -72,23 +101,13 @@ def run(args: argparse.Namespace) -> int:
     if speed < 0:
         raise InputError(f"--speed {speed}: must be >= 0 (0 = as fast as possible)")
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-    info = RunInfo(runner_id=runner, sensor_id="sim" if args.sensor == "sim" else
-                   Path(args.sensor).stem[:64], run_id=run_id, placement=args.placement,
-                   sensor_side=args.side)
-    if args.sensor == "sim":
-        if not 10.0 <= args.duration_s <= 6 * 3600.0:
-            raise InputError(f"--duration-s {args.duration_s}: must be 10 s to 6 h")
-        onset = args.fatigue_onset_s
-        fatigue = (FatigueProfile(onset_s=onset, ramp_s=120.0, cadence_pct=-6.0,
-                                  pelvic_drop_deg=3.0, gct_pct=6.0)
-                   if 0 <= onset < args.duration_s else FatigueProfile())
-        sim = SimParams(duration_s=args.duration_s, placement=args.placement,
-                        sensor_side=args.side or "left", fatigue=fatigue, mount="random")
-        source = simulated_source(sim, args.seed, speed, 0.5)
-    elif args.sensor.lower().endswith(".csv"):
-        source = replay_source(args.sensor, speed, 0.5)
-    else:
-        raise InputError(f"--sensor {args.sensor!r}: give 'sim' or a recording FILE.csv")
+    source = _source(args, speed)
+    # live sensors stream until stopped: --duration-s (if given) or Ctrl-C ends the run
+    live = args.sensor != "sim" and not args.sensor.lower().endswith(".csv")
+    max_s = args.duration_s if live and (args.sensor.startswith("virtual")
+                                         or args.duration_given) else None
+    info = RunInfo(runner_id=runner, sensor_id=_sensor_id(args.sensor), run_id=run_id,
+                   placement=args.placement, sensor_side=args.side)
     # aiomqtt warns whenever more than a handful of QoS 1 publishes are in flight, which
     # is how the publisher works on purpose (a window of unacknowledged messages)
     logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt's logger
@@ -107,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     store = Path(args.store)
     cfg_run = RunConfig(run=info, engine=EngineParams(placement=args.placement,
                                                       sensor_side=args.side),
-                        speed=speed, store_dir=store, broker=broker,
+                        store_dir=store, broker=broker,
                         epoch_offset_s=time.time(), coach=coach)
     print(f"sensord run {run_id}: runner {runner}, sensor {args.sensor}, {args.placement}, "
           f"speed {speed:g}x", file=sys.stderr)
@@ -121,9 +140,9 @@ def run(args: argparse.Namespace) -> int:
 
             total = args.duration_s if args.sensor == "sim" else None
             with LiveView(info, total_s=total) as view:
-                outputs = asyncio.run(run_pipeline(cfg_run, source, _to_view(view)))
+                outputs = asyncio.run(_run(cfg_run, source, _to_view(view), max_s))
         else:
-            outputs = asyncio.run(run_pipeline(cfg_run, source, _Printer(quiet=args.quiet)))
+            outputs = asyncio.run(_run(cfg_run, source, _Printer(quiet=args.quiet), max_s))
     finally:
         if local is not None:
             local.__exit__(None, None, None)
@@ -134,6 +153,75 @@ def run(args: argparse.Namespace) -> int:
     print(f"done: {len(steps)} steps, {len(alerts)} alerts; store {store / (run_id + '.jsonl')}; "
           f"report {report}", file=sys.stderr)
     return 0
+
+
+async def _run(cfg: RunConfig, source: AbstractAsyncContextManager[Source],
+               on_output: Callable[[Output], None], max_s: float | None) -> list[Output]:
+    """Open the source and run the pipeline until the source ends, ``max_s`` seconds of
+    signal have passed, or SIGINT/SIGTERM: each closes the source, so the run finishes
+    normally (steps settled, coaching closed, report written)."""
+    async with source as opened:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: loop.create_task(opened.close()))
+        try:
+            return await run_pipeline(cfg, _until(opened, max_s), on_output)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+async def _until(source: Source, max_s: float | None) -> AsyncIterator[SourceEvent]:
+    t0: float | None = None
+    async for event in source.stream():
+        yield event
+        if max_s is not None and isinstance(event, SampleBlock) and len(event):
+            t0 = float(event.t_s[0]) if t0 is None else t0
+            if float(event.t_s[-1]) - t0 >= max_s:
+                await source.close()
+                return
+
+
+def _sensor_id(sensor: str) -> str:
+    """A valid MQTT id (letters, digits, '_', '.', '-'; at most 64) for a sensor argument."""
+    if sensor.lower().endswith(".csv"):
+        sensor = Path(sensor).stem
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", sensor)[:64] or "sensor"
+
+
+def _source(args: argparse.Namespace, speed: float) -> AbstractAsyncContextManager[Source]:
+    """The source named by --sensor (not yet opened)."""
+    if args.sensor == "sim" or args.sensor.startswith("virtual"):
+        if not 10.0 <= args.duration_s <= 6 * 3600.0:
+            raise InputError(f"--duration-s {args.duration_s}: must be 10 s to 6 h")
+        onset = args.fatigue_onset_s
+        fatigue = (FatigueProfile(onset_s=onset, ramp_s=120.0, cadence_pct=-6.0,
+                                  pelvic_drop_deg=3.0, gct_pct=6.0)
+                   if 0 <= onset < args.duration_s else FatigueProfile())
+        sim = SimParams(duration_s=args.duration_s, placement=args.placement,
+                        sensor_side=args.side or "left", fatigue=fatigue, mount="random")
+        if args.sensor == "sim":
+            return SimSource(SimSourceParams(sim=sim, seed=args.seed, speed=speed,
+                                             block_s=0.5))
+        from sensord.sources.ble.virtual_sensor import SensorFeed, virtual_collector
+        from sensord.sources.simulator import simulate
+
+        profile = args.sensor.partition(":")[2] or args.profile or "sensord-imu"
+        # the feed runs a little past --duration-s, where the run is stopped
+        res = simulate(dataclasses.replace(sim, duration_s=sim.duration_s + 5.0), args.seed)
+        feed = SensorFeed(res.samples, step_times_s=np.array([t.t_ic for t in res.truth]),
+                          speed_mps=sim.speed_mps)
+        return virtual_collector(profile, feed, speed=max(speed, 1.0))
+    if args.sensor.lower().endswith(".csv"):
+        return ReplaySource(ReplayParams(path=args.sensor, speed=speed, block_s=0.5))
+    from sensord.sources.ble.collector import BleCollector, CollectorParams
+
+    looks_like_address = re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}|[0-9A-Fa-f-]{36}",
+                                      args.sensor) is not None
+    return BleCollector(CollectorParams(
+        address=args.sensor if looks_like_address else None,
+        name=None if looks_like_address else args.sensor, profile=args.profile,
+        transport=args.transport))
 
 
 def _to_view(view: LiveView) -> Callable[[Output], None]:
