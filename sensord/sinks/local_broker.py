@@ -52,10 +52,13 @@ class LocalBroker:
         self._dir = tempfile.TemporaryDirectory(prefix="sensord-broker-")
         self.port = _free_port()
         conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nlog_dest none\n")
-        self._proc = subprocess.Popen([self.binary, "-c", str(conf)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            "persistence false\nlog_dest none\n"
+        )
+        self._proc = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -67,8 +70,12 @@ class LocalBroker:
         self.__exit__(None, None, None)
         raise ServiceError(f"local mosquitto did not start on 127.0.0.1:{self.port}")
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._proc is not None:
             self._proc.terminate()
             try:
