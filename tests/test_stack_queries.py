@@ -152,7 +152,8 @@ def _counts(server: InfluxDB1Server) -> dict[str, int]:
             rows = server.query(f'SELECT count(*) FROM "{m}"', db=DB)
         except (RuntimeError, OSError):
             return {}
-        out[m] = max((int(v) for r in rows for k, v in r.items() if k.startswith("count")),
+        out[m] = max((int(v) for r in rows for k, v in r.items()
+                      if k.startswith("count") and v is not None),
                      default=0)
     return out
 
