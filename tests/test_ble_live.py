@@ -305,10 +305,14 @@ async def test_sensor_clock_drift_is_estimated_and_removed(feed: SensorFeed) -> 
     seconds (without the drift fit they would sit exactly 1/rate apart)."""
     air = VirtualAir()
     drift_ppm = 800.0
-    vparams = VirtualSensorParams(profile="sensord-imu", speed=SPEED, clock_drift_ppm=drift_ppm)
+    # arrival times carry the clock information: stream at a pace the host keeps up
+    # with comfortably (at 12x, hundreds of notifications per second, a loaded 2-core
+    # host delays arrivals and the envelope needs longer to settle)
+    speed = 4.0
+    vparams = VirtualSensorParams(profile="sensord-imu", speed=speed, clock_drift_ppm=drift_ppm)
     blocks: list[SampleBlock] = []
     async with VirtualSensor(air, vparams, feed) as sensor:
-        params = CollectorParams(transport="virtual", time_scale=SPEED, address=sensor.address)
+        params = CollectorParams(transport="virtual", time_scale=speed, address=sensor.address)
         async with BleCollector(params, air=air) as col:
             rate = col.info.rate_hz
             assert rate is not None
@@ -321,6 +325,5 @@ async def test_sensor_clock_drift_is_estimated_and_removed(feed: SensorFeed) -> 
     late = s.t_s[s.t_s > 10.0]
     spacing = float(np.median(np.diff(late))) * rate
     expected = 1.0 / (1.0 + drift_ppm * 1e-6)
-    # arrival times jitter with the host's load; without the drift fit the residual
-    # would be the full 800 ppm
-    assert abs(spacing - expected) < 300e-6, f"residual {(spacing - expected) * 1e6:.0f} ppm"
+    # without the drift fit the residual would be the full 800 ppm
+    assert abs(spacing - expected) < 150e-6, f"residual {(spacing - expected) * 1e6:.0f} ppm"
