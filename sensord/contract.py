@@ -174,6 +174,20 @@ class RunSink(Protocol):
     async def publish_pain(self, pain: PainReport) -> None: ...
 
 
+async def publish_event(sink: RunSink, event: object) -> None:
+    """Send one run output to the sink method for its type (others are not published)."""
+    if isinstance(event, Step):
+        await sink.publish_step(event)
+    elif isinstance(event, Alert):
+        await sink.publish_alert(event)
+    elif isinstance(event, FormSummary):
+        await sink.publish_summary(event)
+    elif isinstance(event, SensorHealth):
+        await sink.publish_health(event)
+    elif isinstance(event, PainReport):
+        await sink.publish_pain(event)
+
+
 # --------------------------------------------------------------------------- topics
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sensord.coaching import detectors as coaching
 from sensord.coaching.params import CoachParams
-from sensord.contract import BrokerConfig
+from sensord.contract import BrokerConfig, publish_event
 from sensord.gait import engine
 from sensord.model import (
     Alert,
@@ -108,16 +108,7 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
             if store is not None:
                 store.add(it)
             if publisher is not None:
-                if isinstance(it, Step):
-                    await publisher.publish_step(it)
-                elif isinstance(it, Alert):
-                    await publisher.publish_alert(it)
-                elif isinstance(it, FormSummary):
-                    await publisher.publish_summary(it)
-                elif isinstance(it, SensorHealth):
-                    await publisher.publish_health(it)
-                elif isinstance(it, PainReport):
-                    await publisher.publish_pain(it)
+                await publish_event(publisher, it)
 
     async def consume() -> None:
         est = engine.init_state(cfg.engine)

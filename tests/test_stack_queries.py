@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from sensord.contract import BrokerConfig
+from sensord.contract import BrokerConfig, publish_event
 from sensord.dashboards.alerting import RuleSpec, alert_rules
 from sensord.dashboards.boards import UID_LIVE, UID_REVIEW, UID_TEAM, all_dashboards
 from sensord.model import Alert, FormSummary, PainReport, RunInfo, SensorHealth, Side, Step
@@ -126,14 +126,8 @@ async def publish(run: SimRun, sink: Any) -> None:
     for k in range(0, len(steps), 500):
         await sink.publish_steps(steps[k:k + 500])
     for e in events:
-        if isinstance(e, FormSummary):
-            await sink.publish_summary(e)
-        elif isinstance(e, Alert):
-            await sink.publish_alert(e)
-        elif isinstance(e, PainReport):
-            await sink.publish_pain(e)
-        elif isinstance(e, SensorHealth):
-            await sink.publish_health(e)
+        if not isinstance(e, Step):
+            await publish_event(sink, e)
 
 
 async def _publish_all(broker_port: int, spool_dir: Path) -> None:
