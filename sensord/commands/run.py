@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         if find_mosquitto() is not None:
             local = LocalBroker().__enter__()
             broker = BrokerConfig(host="127.0.0.1", port=local.port)
+        else:
+            print("no mosquitto installed: not publishing over MQTT (install mosquitto, or "
+                  "pass --broker HOST:PORT)", file=sys.stderr)
     elif args.broker != "none":
         from sensord.commands.ingest import parse_broker
 
