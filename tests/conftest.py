@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from typing import TypeVar
 from pathlib import Path
 
 import pytest
@@ -41,37 +42,32 @@ def _require(binary: str) -> None:
         pytest.skip(f"{binary} is not installed")
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
-    """A running mosquitto broker (anonymous, persistent) on a free loopback port."""
-    _require(MOSQUITTO_BIN)
-    server = MosquittoServer(tmp_path / "mosquitto")
+S = TypeVar("S", MosquittoServer, InfluxDB1Server, VictoriaServer)
+
+
+def _running(server: S, binary: str) -> Iterator[S]:
+    """Start ``server`` (skip if its binary is missing), yield it, always stop it."""
+    _require(binary)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
+    """A running mosquitto broker (anonymous, persistent) on a free loopback port."""
+    yield from _running(MosquittoServer(tmp_path / "mosquitto"), MOSQUITTO_BIN)
 
 
 @pytest.fixture
 def influxdb1(tmp_path: Path) -> Iterator[InfluxDB1Server]:
     """A running InfluxDB 1.x on a free loopback port (no auth)."""
-    _require(INFLUXD_BIN)
-    server = InfluxDB1Server(tmp_path / "influxdb1")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(InfluxDB1Server(tmp_path / "influxdb1"), INFLUXD_BIN)
 
 
 @pytest.fixture
 def victoria(tmp_path: Path) -> Iterator[VictoriaServer]:
     """A running VictoriaMetrics on a free loopback port (reads consistent at once)."""
-    _require(VICTORIA_BIN)
-    server = VictoriaServer(tmp_path / "victoria")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(VictoriaServer(tmp_path / "victoria"), VICTORIA_BIN)
