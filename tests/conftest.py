@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
