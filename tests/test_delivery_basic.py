@@ -170,8 +170,14 @@ async def test_v2_write_api_to_victoriametrics_is_idempotent(
             assert await pub.flush(30)
 
         def samples() -> list[int]:
+            """Step indices stored, one per identity (timestamp): VictoriaMetrics merges
+            exact duplicates (same series, timestamp and value) lazily, so the raw
+            export may still list a redelivered point twice until then."""
             series = victoria.export('{__name__="steps_step_index",run_id="run-vm"}')
-            return sorted(int(v) for s in series for v in s["values"])
+            points = {(t, int(v)) for s in series
+                      for t, v in zip(s["timestamps"], s["values"], strict=True)}
+            assert len({t for t, _ in points}) == len(points), "same time, different value"
+            return sorted(v for _, v in points)
 
         await asyncio.to_thread(wait_until, lambda: len(samples()) >= 150, 30, "150 samples")
         await asyncio.to_thread(ingest.stop)  # everything acknowledged => everything written
