@@ -92,3 +92,17 @@ def match(detected: FloatArray, reference: FloatArray,
     missed = len(reference) - len(errors)
     extra = detected.size - len(used)
     return np.array(errors), missed, extra
+
+
+def lowerback_final_contacts(trial_name: str) -> tuple[FloatArray, list[str], FloatArray, list[str]]:
+    """Reference (IC times, IC sides, FC times, FC sides) of a Test5 trial's first bout."""
+    import scipy.io as sio
+
+    who, _, trial = trial_name.split()
+    data = sio.loadmat(LOWERBACK / who / "data.mat", squeeze_me=True,
+                       struct_as_record=False)["data"]
+    b = getattr(data.TimeMeasure1.Test5, trial).Standards.Stereophoto.MicroWB
+    return (np.atleast_1d(b.InitialContact_Event).astype(float),
+            [str(x) for x in np.atleast_1d(b.InitialContact_LeftRight)],
+            np.atleast_1d(b.FinalContact_Event).astype(float),
+            [str(x) for x in np.atleast_1d(b.FinalContact_LeftRight)])

@@ -446,7 +446,10 @@ def _final_contacts(params: PelvisParams, state: PelvisState) -> list[float | bo
         if s_end < nxt + w + 1:
             continue
         seg1 = sp[nxt - s0: nxt + w + 1 - s0]
-        jj = int(np.argmin(seg1))
+        # the first trough after the next hump (the trailing foot unloading), not a
+        # deeper one later in the next stance
+        troughs = np.flatnonzero((seg1[1:-1] < seg1[:-2]) & (seg1[1:-1] <= seg1[2:])) + 1
+        jj = int(troughs[0]) if troughs.size else int(np.argmin(seg1))
         off = (parabolic_offset(seg1[jj - 1], seg1[jj], seg1[jj + 1])
                if 0 < jj < seg1.shape[0] - 1 else 0.0)
         out[k] = float(nxt + jj + off)
