@@ -45,6 +45,16 @@ def make_steps(n: int, start: int = 0) -> list[Step]:
     return out
 
 
+async def publish_one_by_one(port: int, run: RunInfo, steps: list[Step], spool: Path) -> None:
+    """Publish ``steps`` one message each through a real MqttPublisher on the loopback
+    broker at ``port`` and wait until the broker has acknowledged them all."""
+    async with MqttPublisher(BrokerConfig(port=port), run, epoch_offset_s=T0_S,
+                             spool_path=spool) as pub:
+        for s in steps:
+            await pub.publish_step(s)
+        assert await pub.flush(30)
+
+
 def bridge(tmp: Path, mqtt: MosquittoServer, db_args: list[str], *extra: str) -> IngestProcess:
     args = ["--broker", f"{mqtt.host}:{mqtt.port}", "--linger-ms", "50", *db_args, *extra]
     return IngestProcess(tmp, args)
@@ -157,17 +167,9 @@ async def test_v2_write_api_to_victoriametrics_is_idempotent(
     run = RunInfo("bob", "foot-l", "run-vm", "foot", sensor_side="left")
     steps = make_steps(150)
     try:
-        async with MqttPublisher(
-            BrokerConfig(port=mosquitto.port),
-            run,
-            epoch_offset_s=T0_S,
-            spool_path=tmp_path / "spool.sqlite",
-        ) as pub:
-            for s in steps:
-                await pub.publish_step(s)
-            for s in steps[40:90]:  # redelivered: must overwrite, not add
-                await pub.publish_step(s)
-            assert await pub.flush(30)
+        # steps 40-89 are redelivered: they must overwrite, not add
+        await publish_one_by_one(mosquitto.port, run, steps + steps[40:90],
+                                 tmp_path / "spool.sqlite")
 
         def samples() -> list[int]:
             """Step indices stored, one per identity (timestamp): VictoriaMetrics merges

@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 
 from sensord.commands import ingest
-from sensord.contract import BrokerConfig
 from sensord.errors import InputError
 from sensord.model import RunInfo
-from sensord.sinks.mqtt_publisher import MqttPublisher
 from tests.servers import (
     InfluxDB1Server,
     IngestProcess,
@@ -23,7 +21,7 @@ from tests.servers import (
     influx_step_indices,
     wait_until,
 )
-from tests.test_delivery_basic import T0_S, make_steps
+from tests.test_delivery_basic import make_steps, publish_one_by_one
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,15 +92,7 @@ async def test_token_from_env_is_never_logged(
     await asyncio.to_thread(bridge.start)
     run = RunInfo("alice", "pelvis1", "run-secret", "pelvis")
     try:
-        async with MqttPublisher(
-            BrokerConfig(port=mosquitto.port),
-            run,
-            epoch_offset_s=T0_S,
-            spool_path=tmp_path / "spool.sqlite",
-        ) as pub:
-            for s in make_steps(20):
-                await pub.publish_step(s)
-            assert await pub.flush(30)
+        await publish_one_by_one(mosquitto.port, run, make_steps(20), tmp_path / "spool.sqlite")
         await asyncio.to_thread(
             wait_until,
             lambda: len(influx_step_indices(influxdb1, "run-secret")) == 20,

@@ -11,10 +11,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from sensord.contract import DEADLETTER_TOPIC, BrokerConfig
+from sensord.contract import DEADLETTER_TOPIC
 from sensord.ingest.transport import parse_retry_after
 from sensord.model import RunInfo
-from sensord.sinks.mqtt_publisher import MqttPublisher
 from tests.servers import (
     FlakyHttpProxy,
     InfluxDB1Server,
@@ -23,7 +22,7 @@ from tests.servers import (
     influx_step_indices,
     wait_until,
 )
-from tests.test_delivery_basic import T0_S, make_steps
+from tests.test_delivery_basic import T0_S, make_steps, publish_one_by_one
 
 pytestmark = pytest.mark.servers
 
@@ -62,15 +61,7 @@ async def test_busy_database_is_retried_until_everything_is_written_once(
     await asyncio.to_thread(bridge.start)
     run = RunInfo("alice", "pelvis1", f"run-busy-{status}", "pelvis")
     try:
-        async with MqttPublisher(
-            BrokerConfig(port=mosquitto.port),
-            run,
-            epoch_offset_s=T0_S,
-            spool_path=tmp_path / "spool.sqlite",
-        ) as pub:
-            for s in make_steps(100):
-                await pub.publish_step(s)
-            assert await pub.flush(30)
+        await publish_one_by_one(mosquitto.port, run, make_steps(100), tmp_path / "spool.sqlite")
         await asyncio.to_thread(
             wait_until,
             lambda: len(influx_step_indices(influxdb1, run.run_id)) >= 100,
@@ -121,15 +112,7 @@ async def test_points_the_database_rejects_are_dead_lettered_the_rest_written(
     try:
         async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="watch") as watch:
             await watch.subscribe(DEADLETTER_TOPIC, qos=1)
-            async with MqttPublisher(
-                BrokerConfig(port=mosquitto.port),
-                run,
-                epoch_offset_s=T0_S,
-                spool_path=tmp_path / "spool.sqlite",
-            ) as pub:
-                for s in steps:
-                    await pub.publish_step(s)
-                assert await pub.flush(30)
+            await publish_one_by_one(mosquitto.port, run, steps, tmp_path / "spool.sqlite")
             async for message in watch.messages:
                 letter = json.loads(message.payload)  # type: ignore[arg-type]
                 break
