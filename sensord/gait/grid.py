@@ -42,7 +42,3 @@ class UniformBlock:
 
     def __len__(self) -> int:
         return int(self.acc_mps2.shape[0])
-
-    def time_of(self, i: float) -> float:
-        """Source time (s) of fractional sample position ``i`` in this block."""
-        return (self.start_index + i) / self.rate_hz
