@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensord.gait import resample
+from sensord.gait import resample, timing
+from sensord.gait.filters import ema_fold
 from sensord.gait.engine import EngineParams, analyze, finish, init_state, step, steps_only
 from sensord.model import Gap, SampleBlock, Step
 from sensord.sources.simulator import SimParams, simulate
@@ -170,3 +171,42 @@ def test_steps_are_emitted_within_50_ms_of_toe_off_in_sample_time() -> None:
         delays += [blk.t_s[-1] - e.t_fc for e in steps_only(events) if e.t_fc is not None]
     assert len(delays) > 100
     assert max(delays) <= 0.050
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 300), folded=st.integers(0, 60), chunk=st.integers(1, 80))
+def test_running_average_fold_matches_its_recurrence(n: int, folded: int, chunk: int) -> None:
+    rng = np.random.default_rng(n + 1000 * folded)
+    y, x0 = rng.normal(size=(n, 4)), rng.normal(size=4)
+    w = 1.0 / np.minimum(40.0, folded + np.arange(n) + 1.0)
+    expected, x = np.empty_like(y), x0
+    for k in range(n):
+        x = (1.0 - w[k]) * x + w[k] * y[k]
+        expected[k] = x
+    np.testing.assert_allclose(ema_fold(x0, y, w, chunk=chunk), expected, rtol=0, atol=1e-12)
+
+
+def test_timing_fold_follows_its_definitions_whatever_the_batches() -> None:
+    # 40 alternating contacts every 0.35 s (GCT left 220 ms, right 250 ms), a 5 s pause,
+    # then 10 more: cadence restarts after the pause, balance keeps its history
+    t_ic = np.concatenate([np.arange(40) * 0.35, 19.0 + np.arange(10) * 0.35])
+    side = np.where(np.arange(50) % 2 == 0, timing.LEFT, timing.RIGHT).astype(np.int8)
+    t_fc = t_ic + np.where(side == timing.LEFT, 0.22, 0.25)
+    t_fc[7] = np.nan  # no toe-off found for one stance
+    params = timing.TimingParams()
+    _, whole = timing.fold(params, timing.TimingState(), t_ic, t_fc, side)
+    assert np.isnan(whole.cadence_spm[0]) and np.isnan(whole.cadence_spm[40])
+    np.testing.assert_allclose(whole.cadence_spm[[1, 20, 41, 49]], 60.0 / 0.35)
+    np.testing.assert_allclose(whole.stride_time_s[2:40], 0.7)
+    after_left = side[8:39] == timing.LEFT
+    np.testing.assert_allclose(whole.flight_ms[9:40], np.where(after_left, 130.0, 100.0))
+    assert np.isnan(whole.flight_ms[8])  # the previous stance had no toe-off
+    np.testing.assert_allclose(whole.gct_balance_pct[1:], 100.0 * 220.0 / 470.0)
+    assert whole.step_index.tolist() == list(range(50))
+    for cuts in ([1, 2, 3], [7, 8, 40, 41], [25]):
+        state, parts = timing.TimingState(), []
+        for a, b in zip([0, *cuts], [*cuts, 50], strict=True):
+            state, cols = timing.fold(params, state, t_ic[a:b], t_fc[a:b], side[a:b])
+            parts.append(np.column_stack(cols))
+        np.testing.assert_allclose(np.concatenate(parts), np.column_stack(whole),
+                                   rtol=0, atol=1e-9, equal_nan=True)

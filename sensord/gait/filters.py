@@ -43,9 +43,15 @@ class Ring:
         return self.start + int(self.data.shape[0])
 
     def append(self, new: FloatArray, max_len: int) -> Ring:
-        data = np.concatenate([self.data, new]) if self.data.shape[0] else new
+        data = np.concatenate([self.data, new]) if self.data.shape[0] and new.shape[0] else \
+            (new if new.shape[0] else self.data)
         drop = max(0, data.shape[0] - max_len)
         return Ring(self.start + drop, data[drop:])
+
+    def trim(self, max_len: int) -> Ring:
+        """The last ``max_len`` samples (a view)."""
+        drop = max(0, self.data.shape[0] - max_len)
+        return Ring(self.start + drop, self.data[drop:]) if drop else self
 
     def get(self, a: int, b: int) -> FloatArray:
         """Samples ``[a, b)`` by absolute index, clipped to what is held."""
@@ -97,3 +103,56 @@ def parabolic_offset(y_left: float, y_mid: float, y_right: float) -> float:
     if den == 0.0 or not math.isfinite(den):
         return 0.0
     return float(np.clip(0.5 * (y_left - y_right) / den, -0.5, 0.5))
+
+
+def ema_fold(x0: FloatArray, y: FloatArray, w: FloatArray, chunk: int = 64) -> FloatArray:
+    """The running averages ``x_k = (1 - w_k) x_{k-1} + w_k y_k`` of a batch, in order.
+
+    Parameters
+    ----------
+    x0
+        ``(d,)`` average before the batch.
+    y
+        ``(n, d)`` new values.
+    w
+        ``(n,)`` weights in ``[0, 1]`` (0 = skip, 1 = restart at ``y_k``); usually
+        ``1 / min(memory, count)``, which shrinks to a constant and stays there.
+
+    Returns
+    -------
+    ``(n, d)``: the average after each value. The warm-up (varying weights) is a plain
+    loop; the constant-weight rest is a closed form over chunks of ``chunk`` values
+    (``x_k = a^(k+1) x_{-1} + sum_j a^(k-j) w y_j``): a few matrix products instead of
+    one Python iteration per value.
+    """
+    n = y.shape[0]
+    out = np.empty_like(y)
+    x = np.asarray(x0, dtype=np.float64)
+    k = 0
+    # the constant-weight tail starts where every later weight equals the last one
+    const_from = n - int(np.argmax(w[::-1] != w[-1])) if n and (w != w[-1]).any() else 0
+    while k < min(const_from, n):
+        x = (1.0 - w[k]) * x + w[k] * y[k]
+        out[k] = x
+        k += 1
+    if k < n:
+        wc = float(w[-1])
+        a = 1.0 - wc
+        size = min(chunk, n - k)
+        e = np.arange(size)
+        powers = np.tril(a ** np.maximum(e[:, None] - e[None, :], 0))  # a^(i-j), j <= i
+        carry = a ** (e + 1.0)
+        while k < n:
+            m = min(size, n - k)
+            blk = powers[:m, :m] @ (wc * y[k:k + m]) + carry[:m, None] * x[None, :]
+            out[k:k + m] = blk
+            x = blk[-1]
+            k += m
+    return out
+
+
+def small_median(values: list[float]) -> float:
+    """Median of a short list (a few values): sort and pick, no type dispatch."""
+    s = sorted(values)
+    h = len(s) // 2
+    return s[h] if len(s) % 2 else 0.5 * (s[h - 1] + s[h])

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from sensord.gait.filters import ema_fold
 from sensord.model import FloatArray
 
 
@@ -75,21 +76,22 @@ def track_gravity(window_s: float, bin_s: float, rate_hz: float, state: GravityS
     k = np.arange(1, all_bins.shape[0] + 1)
     lo = np.maximum(0, k - n_bins)
     means = (cs[k] - cs[lo]) / (k - lo)[:, None]
+    # 'up' is constant within a bin: normalise per bin, then spread over its samples
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-9)
     n = acc.shape[0]
     pos = np.arange(partial.shape[0], partial.shape[0] + n)  # positions in x
     own = np.floor_divide(pos - offset, per_bin)  # bin index among the new full bins
     prev_bin = np.where(pos < offset, -1, own + bins.shape[0] - 1)
-    up = np.empty((n, 3))
     have = prev_bin >= 0
-    up[have] = means[prev_bin[have]]
-    if not have.all():
+    up = np.take(means, np.maximum(prev_bin, 0), axis=0) if means.shape[0] else np.empty((n, 3))
+    if n and not have[0]:
         # no complete bin before: running mean of the sample's own bin (or the head)
         for a, b in ((0, offset), (offset, min(offset + per_bin, x.shape[0]))):
             sel = ~have & (pos >= a) & (pos < b)
             if sel.any():
                 run = np.cumsum(x[a:b], axis=0) / np.arange(1, b - a + 1)[:, None]
+                run /= np.maximum(np.linalg.norm(run, axis=1, keepdims=True), 1e-9)
                 up[sel] = run[pos[sel] - a]
-    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-9)
     rest = x[offset + n_full * per_bin:] if x.shape[0] > offset else x
     return GravityState(start_index + n, rest.copy(), all_bins[-n_bins:].copy()), up
 
@@ -135,31 +137,28 @@ def update_forward(state: ForwardState, patterns: FloatArray, memory_steps: floa
     early = centred[:, : PATTERN_POINTS // 4].mean(axis=1)
     prev = np.empty_like(centred)
     prev[1:] = centred[:-1]
-    has_prev0 = state.prev_pattern is not None
-    if state.prev_pattern is not None:
-        prev[0] = state.prev_pattern - state.prev_pattern.mean(axis=0)
+    # (the very first step has no previous one: its pair gets weight 0 below)
+    prev[0] = 0.0 if state.prev_pattern is None else \
+        state.prev_pattern - state.prev_pattern.mean(axis=0)
     s_, d_ = centred + prev, centred - prev
-    cs = np.einsum("npi,npj->nij", s_, s_).reshape(n, 9)
-    cd = np.einsum("npi,npj->nij", d_, d_).reshape(n, 9)
-    c_sum = None if state.c_sum is None else state.c_sum.reshape(9)
-    c_diff = None if state.c_diff is None else state.c_diff.reshape(9)
-    braking = state.braking
-    net = np.zeros((n, 3, 3))
-    brk = np.zeros((n, 3))
-    steps = np.zeros(n, dtype=np.int64)
-    for k in range(n):
-        w = 1.0 / min(memory_steps, state.steps + k + 1.0)
-        braking = early[k] if braking is None else (1 - w) * braking + w * early[k]
-        if k > 0 or has_prev0:
-            c_sum = cs[k] if c_sum is None else (1 - w) * c_sum + w * cs[k]
-            c_diff = cd[k] if c_diff is None else (1 - w) * c_diff + w * cd[k]
-        if c_sum is not None and c_diff is not None:
-            net[k] = (c_sum - c_diff).reshape(3, 3)
-            steps[k] = state.steps + k + 1
-        brk[k] = braking
-    new = ForwardState(patterns[-1].copy(), None if c_sum is None else c_sum.reshape(3, 3),
-                       None if c_diff is None else c_diff.reshape(3, 3), braking,
-                       state.steps + n)
+    folded = state.steps + np.arange(n)  # steps folded before each one
+    w = 1.0 / np.minimum(memory_steps, folded + 1.0)
+    # the pair moments start at the second step ever (the first has no previous step)
+    w_pair = np.where(folded == 0, 0.0, np.where(folded == 1, 1.0, w))
+    pairs = np.concatenate([(s_.transpose(0, 2, 1) @ s_).reshape(n, 9),
+                            (d_.transpose(0, 2, 1) @ d_).reshape(n, 9)], axis=1)
+    x0 = np.zeros(18) if state.c_sum is None or state.c_diff is None else \
+        np.concatenate([state.c_sum.reshape(9), state.c_diff.reshape(9)])
+    c = ema_fold(x0, pairs, w_pair)
+    brk = ema_fold(np.zeros(3) if state.braking is None else state.braking, early, w)
+    defined = folded + 1 >= 2
+    net = np.where(defined[:, None], c[:, :9] - c[:, 9:], 0.0).reshape(n, 3, 3)
+    steps = np.where(defined, folded + 1, 0).astype(np.int64)
+    c_last = c[-1] if defined[-1] else None
+    new = ForwardState(patterns[-1].copy(),
+                       None if c_last is None else c_last[:9].reshape(3, 3).copy(),
+                       None if c_last is None else c_last[9:].reshape(3, 3).copy(),
+                       brk[-1].copy(), state.steps + n)
     return new, net, brk, steps
 
 

@@ -51,13 +51,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from statistics import median
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from sensord.gait import orientation, timing
-from sensord.gait.filters import Ring, correlate_valid, gaussian_kernels, parabolic_offset
+from sensord.gait.filters import (
+    Ring,
+    correlate_valid,
+    gaussian_kernels,
+    parabolic_offset,
+    small_median,
+)
 from sensord.gait.grid import UniformBlock
 from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
 
@@ -126,8 +132,7 @@ class PelvisParams:
     timing: timing.TimingParams = field(default_factory=timing.TimingParams)
 
 
-@dataclass(frozen=True, slots=True)
-class _Stance:
+class _Stance(NamedTuple):
     """An accepted hump waiting for its final contact to settle."""
 
     peak: int
@@ -154,6 +159,8 @@ class PelvisState:
     timing: timing.TimingState
     prev_ic: float | None
     prev_side: Side | None
+    edge_kernels: list[FloatArray]  # smoothing and derivative for the contact edges
+    peak_kernel: list[FloatArray]  # smoothing for the stance humps
 
 
 def init_pelvis(params: PelvisParams, rate_hz: float, start_index: int = 0,
@@ -166,7 +173,8 @@ def init_pelvis(params: PelvisParams, rate_hz: float, start_index: int = 0,
         cand_next=start_index, last_peak=None, last_candidate=None, trough_g=math.inf,
         amplitudes=(), pending=(),
         forward=orientation.ForwardState(), timing=timing.TimingState(), prev_ic=None,
-        prev_side=None)
+        prev_side=None, edge_kernels=list(gaussian_kernels(params.edge_sigma_s, rate_hz)),
+        peak_kernel=[gaussian_kernels(params.peak_sigma_s, rate_hz)[0]])
 
 
 def _extend(ring: Ring, raw: Ring, kernels: list[FloatArray], max_len: int) -> Ring:
@@ -195,29 +203,29 @@ def step_pelvis(params: PelvisParams, state: PelvisState,
     acc = block.acc_mps2
     gravity, up = orientation.track_gravity(params.gravity_window_s, params.gravity_bin_s,
                                             rate, state.gravity, acc, block.start_index)
-    a_up = np.einsum("ij,ij->i", acc, up)
-    h = acc - a_up[:, None] * up
+    cols = np.empty((len(block), _RAW_CH))
+    a_up = cols[:, _AV]
+    a_up[:] = acc[:, 0] * up[:, 0] + acc[:, 1] * up[:, 1] + acc[:, 2] * up[:, 2]
+    cols[:, _HX:_HX + 3] = acc - a_up[:, None] * up
+    a_up /= GRAVITY_MPS2
     if block.gyr_dps is not None:
         gyr = block.gyr_dps
-        w_up = np.einsum("ij,ij->i", gyr, up)
+        cols[:, _GX:_GX + 3] = gyr
+        cols[:, _WUP] = gyr[:, 0] * up[:, 0] + gyr[:, 1] * up[:, 1] + gyr[:, 2] * up[:, 2]
     else:
-        gyr = np.zeros_like(acc)
-        w_up = np.zeros(len(block))
-    cols = np.column_stack([a_up / GRAVITY_MPS2, h, gyr, w_up, up])
+        cols[:, _GX:_WUP + 1] = 0.0
+    cols[:, _UP:_UP + 3] = up
     max_len = int(params.history_s * rate)
     # hold the whole block while detecting; trim to the history afterwards
     raw = state.raw.append(cols, max_len + len(block))
 
     hold = max_len + len(block)
-    g_peak, _ = gaussian_kernels(params.peak_sigma_s, rate)
-    g_edge, d_edge = gaussian_kernels(params.edge_sigma_s, rate)
-    der = _extend(state.der, raw, [g_edge, d_edge], hold)
-    smooth = _extend(state.smooth, raw, [g_peak], hold)
+    der = _extend(state.der, raw, state.edge_kernels, hold)
+    smooth = _extend(state.smooth, raw, state.peak_kernel, hold)
     state, steps = _detect(params, replace(state, gravity=gravity, raw=raw, der=der,
                                            smooth=smooth))
-    return replace(state, raw=state.raw.append(np.empty((0, _RAW_CH)), max_len),
-                   der=state.der.append(np.empty((0, 2)), max_len),
-                   smooth=state.smooth.append(np.empty((0, 1)), max_len)), steps
+    return replace(state, raw=state.raw.trim(max_len), der=state.der.trim(max_len),
+                   smooth=state.smooth.trim(max_len)), steps
 
 
 def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
@@ -243,10 +251,11 @@ def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list
         seg = sp[lo - wl - sm.start: hi + wr - sm.start]
         # a hump is the maximum of [c - wl, c + wr] (and higher than its left neighbour):
         # the short right side confirms it soon after mid-stance
-        mf = np.lib.stride_tricks.sliding_window_view(seg, wl + wr + 1).max(axis=1)
-        inner = slice(wl, wl + (hi - lo))
-        is_peak = (seg[inner] >= mf) & (seg[inner] > seg[wl - 1: wl - 1 + (hi - lo)])
-        candidates = np.flatnonzero(is_peak) + lo
+        mid = seg[wl: wl + (hi - lo)]
+        local = np.flatnonzero((mid > seg[wl - 1: wl - 1 + (hi - lo)])
+                               & (mid >= seg[wl + 1: wl + 1 + (hi - lo)]))
+        windows = np.lib.stride_tricks.sliding_window_view(seg, wl + wr + 1)
+        candidates = local[mid[local] >= windows[local].max(axis=1)] + lo
         prev_peak = state.last_peak
         state, accepted = _accept(params, state, candidates, hi)
         if accepted:
@@ -307,7 +316,7 @@ def _accept(params: PelvisParams, state: PelvisState, candidates: npt.NDArray[np
         amp = peak_g - trough
         need = params.min_amplitude_g
         if amps:
-            need = max(need, params.rel_amplitude * median(amps))
+            need = max(need, params.rel_amplitude * small_median(amps))
         if amp < need:
             continue
         accepted.append(c)
@@ -413,24 +422,15 @@ def _final_contacts(params: PelvisParams, state: PelvisState) -> list[float | bo
     if run:
         peaks = np.array([pending[k].peak for k in run])
         base = np.array([pending[k].baseline_g for k in run])
-        idx, valid = _windows(peaks, t_len, d0, end)
-        seg = se[idx - d0]
-        level = base + 0.25 * (se[peaks - d0] - base)
-        below = valid & (seg < level[:, None])
-        has = below.any(axis=1)
-        e = np.argmax(below, axis=1) + 2
-        found = has & (peaks + e < end)
-        timed_out = ~has & (end >= peaks + t_len)
-        slope = np.where(np.arange(t_len)[None, :] <= e[:, None], d1[idx - d0], np.inf)
-        j = np.argmin(slope, axis=1)
-        rows = np.arange(peaks.size)
-        fall = -slope[rows, j] / rate
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fwd = np.minimum((seg[rows, j] - base) / fall, 0.1 * rate)
-        fc = peaks + j + fwd
+        # most stances end well within the first fraction of a second: search that first
+        fc = _running_fc(se, d1, d0, end, peaks, base, min(t_len, round(_FC_FIRST_S * rate)), rate)
+        again = np.flatnonzero(np.isnan(fc))
+        if again.size and t_len > round(_FC_FIRST_S * rate):
+            fc[again] = _running_fc(se, d1, d0, end, peaks[again], base[again], t_len, rate)
+        timed_out = np.isnan(fc) & (end >= peaks + t_len)
         for r, k in enumerate(run):
-            if found[r]:
-                out[k] = float(fc[r]) if fall[r] > 0 else None
+            if fc[r] == fc[r]:
+                out[k] = float(fc[r]) if fc[r] != np.inf else None
             elif timed_out[r]:
                 out[k] = None
     w = round(params.walk_fc_window_s * rate)
@@ -456,6 +456,32 @@ def _final_contacts(params: PelvisParams, state: PelvisState) -> list[float | bo
     return out
 
 
+#: First search window for a running FC after the hump, s (then up to ``max_step_s``).
+_FC_FIRST_S = 0.5
+
+
+def _running_fc(se: FloatArray, d1: FloatArray, d0: int, end: int, peaks: npt.NDArray[np.intp],
+                base: FloatArray, length: int, rate: float) -> FloatArray:
+    """Running FC (fractional index) within ``length`` samples after each hump: the
+    steepest fall before the signal drops below a quarter of the hump above the flight
+    baseline, its tangent extrapolated forward to that baseline. NaN: not within the
+    window or not yet in the data; inf: no falling edge (no FC)."""
+    idx, valid = _windows(peaks, length, d0, end)
+    seg = se[idx - d0]
+    level = base + 0.25 * (se[peaks - d0] - base)
+    below = valid & (seg < level[:, None])
+    e = np.argmax(below, axis=1) + 2
+    found = below.any(axis=1) & (peaks + e < end) & (e < length)
+    slope = np.where(np.arange(length)[None, :] <= e[:, None], d1[idx - d0], np.inf)
+    j = np.argmin(slope, axis=1)
+    rows = np.arange(peaks.size)
+    fall = -slope[rows, j] / rate
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fwd = np.minimum((seg[rows, j] - base) / fall, 0.1 * rate)
+    fc = np.where(fall > 0, peaks + j + fwd, np.inf)
+    return np.where(found, fc, np.nan)
+
+
 def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...],
           fcs: list[float | None]) -> tuple[PelvisState, list[Step]]:
     """Per-step metrics of settled stances, vectorised over the batch."""
@@ -473,20 +499,22 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     stance_end = np.where(has_fc, np.ceil(np.nan_to_num(fc)).astype(np.int64),
                           ic_i + round(0.2 * rate))
 
-    # side from the yaw rate around IC
-    sides: list[Side | None] = [None] * n
-    prev_side = state.prev_side
+    # side from the yaw rate around IC: a clear yaw decides, a weak one alternates from
+    # the last decided step (or the previous batch's last side)
+    side = np.full(n, timing.NO_SIDE, dtype=np.int8)
     if state.has_gyro:
         w0, w1 = round(params.side_window_s[0] * rate), round(params.side_window_s[1] * rate)
         idx, valid = _windows(ic_i + w0, w1 - w0 + 1, r0, r_end)
         yaw = np.where(valid, data[idx - r0, _WUP], 0.0)
-        score = (yaw.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)).tolist()
-        for k in range(n):
-            if abs(score[k]) > 1.0 or prev_side is None:
-                prev_side = "left" if score[k] < 0 else "right"
-            else:
-                prev_side = "right" if prev_side == "left" else "left"
-            sides[k] = prev_side
+        score = yaw.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+        clear = np.abs(score) > 1.0
+        prev = _SIDE_CODE[state.prev_side]
+        clear[0] |= prev == timing.NO_SIDE
+        anchor = np.maximum.accumulate(np.where(clear, np.arange(n), -1))
+        own = np.where(score < 0, timing.LEFT, timing.RIGHT)
+        base = np.where(anchor >= 0, own[np.maximum(anchor, 0)], prev)
+        flip = (np.arange(n) - anchor) % 2 == 1
+        side = np.where(flip, timing.LEFT + timing.RIGHT - base, base).astype(np.int8)
 
     # the step that just completed, [previous IC, this IC]: VO and the forward axis
     prev_ic = np.empty(n)
@@ -510,7 +538,7 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
         hi_i = np.minimum(lo_i + 1, m[:, None] - 1)
         frac = (x - lo_i)[:, :, None]
         rows = np.arange(n)[:, None]
-        h = data[idx - r0][:, :, _HX:_HX + 3]
+        h = data[idx - r0, _HX:_HX + 3]
         patterns = h[rows, lo_i] * (1.0 - frac) + h[rows, hi_i] * frac
     forward, net, brk, count = orientation.update_forward(state.forward, patterns[ok_prev])
     # each stance sees the moments after the last step folded at or before it (index 0:
@@ -538,29 +566,42 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     w_fwd = np.einsum("nlc,nc->nl", seg[:, :, _GX:_GX + 3], f_axis)
     angle = np.cumsum(np.where(valid, w_fwd, 0.0), axis=1) / rate
     angle -= angle[:, :1]
-    sign = np.array([1.0 if sd == "left" else -1.0 for sd in sides])
+    sign = np.where(side == timing.LEFT, 1.0, -1.0)
     drop = np.where(valid, sign[:, None] * angle, -np.inf).max(axis=1)
-    drop_ok = f_ok & has_fc & state.has_gyro & np.array([sd is not None for sd in sides])
+    drop_ok = f_ok & has_fc & state.has_gyro & (side != timing.NO_SIDE)
 
-    steps: list[Step] = []
-    tstate = state.timing
-    for k in range(n):
-        t_ic = float(ic[k]) / rate
-        t_fc = float(fc[k]) / rate if has_fc[k] else None
-        tstate, tm = timing.update(params.timing, tstate, t_ic, t_fc, sides[k])
-        steps.append(Step(
-            t_ic=t_ic, t_fc=t_fc, gct_ms=None if t_fc is None else (t_fc - t_ic) * 1000.0,
-            cadence_spm=tm.cadence_spm, side=sides[k],
-            pelvic_drop_deg=float(drop[k]) if drop_ok[k] else None, placement="pelvis",
-            step_index=tm.step_index, step_time_s=tm.step_time_s,
-            stride_time_s=tm.stride_time_s, gct_balance_pct=tm.gct_balance_pct,
-            vertical_oscillation_cm=float(vo[k]) if ok_prev[k] else None,
-            impact_g=float(impact[k]) if length[k] >= 1 else None,
-            braking_g=float(braking[k]) if f_ok[k] and length[k] >= 2 else None,
-            flight_ms=tm.flight_ms))
-    state = replace(state, timing=tstate, prev_ic=float(ic[-1]), prev_side=prev_side,
+    t_ic, t_fc = ic / rate, fc / rate
+    tstate, tm = timing.fold(params.timing, state.timing, t_ic, t_fc, side)
+    columns = (t_fc, (t_fc - t_ic) * 1000.0, tm.cadence_spm, np.where(drop_ok, drop, np.nan),
+               tm.step_time_s, tm.stride_time_s, tm.gct_balance_pct, np.where(ok_prev, vo, np.nan),
+               np.where(length >= 1, impact, np.nan),
+               np.where(f_ok & (length >= 2), braking, np.nan), tm.flight_ms)
+    names = [_SIDE_NAME[c] for c in side.tolist()]
+    steps = [Step(t_ic=ti, t_fc=v[0], gct_ms=v[1], cadence_spm=v[2], side=sd,
+                  pelvic_drop_deg=v[3], placement="pelvis", step_index=k, step_time_s=v[4],
+                  stride_time_s=v[5], gct_balance_pct=v[6], vertical_oscillation_cm=v[7],
+                  impact_g=v[8], braking_g=v[9], flight_ms=v[10])
+             for ti, v, sd, k in zip(t_ic.tolist(), _rows_nan_as_none(columns), names,
+                                     tm.step_index.tolist(), strict=True)]
+    state = replace(state, timing=tstate, prev_ic=float(ic[-1]), prev_side=names[-1],
                     forward=forward)
     return state, steps
+
+
+_SIDE_NAME: tuple[Side | None, ...] = (None, "left", "right")  # by timing side code
+_SIDE_CODE: dict[Side | None, int] = {None: timing.NO_SIDE, "left": timing.LEFT,
+                                      "right": timing.RIGHT}
+
+
+def _rows_nan_as_none(columns: tuple[FloatArray, ...]) -> list[list[float | None]]:
+    """Rows of equal-length columns as Python floats, NaN (not estimated) as ``None``."""
+    table = np.column_stack(columns)
+    nan = np.isnan(table)
+    if not nan.any():
+        return table.tolist()  # type: ignore[no-any-return]
+    obj = table.astype(object)
+    obj[nan] = None
+    return obj.tolist()  # type: ignore[no-any-return]
 
 
 def _vertical_oscillation_cm(a_v_g: FloatArray, valid: npt.NDArray[np.bool_],

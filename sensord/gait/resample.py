@@ -76,21 +76,26 @@ def step(params: ResampleParams, state: ResampleState,
     if len(block) == 0:
         return state, [], []
     gyro = block.gyr_dps is not None
-    values = block.acc_mps2 if block.gyr_dps is None else np.hstack([block.acc_mps2, block.gyr_dps])
-    ok = np.all(np.isfinite(values), axis=1) & np.isfinite(block.t_s)
-    t = block.t_s[ok]
-    x = values[ok]
-    if t.size == 0:
-        return state, [], []
-    width = x.shape[1]
-    carried = state.last_row is not None and state.last_row.shape[0] == width
-    if carried and not math.isnan(state.last_t_s):
+    parts = [block.acc_mps2, block.gyr_dps] if block.gyr_dps is not None else [block.acc_mps2]
+    width = 3 * len(parts)
+    carried = (state.last_row is not None and state.last_row.shape[0] == width
+               and not math.isnan(state.last_t_s))
+    # channels as rows (np.interp reads each contiguously), the carried sample first
+    head = 1 if carried else 0
+    t = np.empty(len(block) + head)
+    x = np.empty((width, len(block) + head))
+    t[head:] = block.t_s
+    for c, part in enumerate(parts):
+        x[3 * c: 3 * c + 3, head:] = part.T
+    if carried:
         assert state.last_row is not None
-        t = np.concatenate([[state.last_t_s], t])
-        x = np.vstack([state.last_row[None, :], x])
-        fresh = False
-    else:
-        fresh = True
+        t[0], x[:, 0] = state.last_t_s, state.last_row
+    if not math.isfinite(float(x.sum()) + float(t.sum())):  # rare: drop NaN rows
+        ok = np.isfinite(t) & np.all(np.isfinite(x), axis=0)
+        t, x = t[ok], x[:, ok]
+    if t.size <= head:
+        return state, [], []
+    fresh = not carried
 
     rate = params.rate_hz
     dt = np.diff(t)
@@ -101,14 +106,15 @@ def step(params: ResampleParams, state: ResampleState,
     next_index = state.next_index
     for seg_no in range(bounds.size - 1):
         a, b = int(bounds[seg_no]), int(bounds[seg_no + 1])
-        ts, xs = t[a:b], x[a:b]
+        ts, xs = t[a:b], x[:, a:b]
         reset = seg_no > 0 or fresh
         first = math.ceil(ts[0] * rate - 1e-9) if reset else next_index
         last = math.floor(ts[-1] * rate + 1e-9)
         if last >= first:
             grid_t = np.arange(first, last + 1, dtype=np.float64) / rate
-            cols = [np.interp(grid_t, ts, xs[:, c]) for c in range(width)]
-            out = np.column_stack(cols)
+            out = np.empty((grid_t.size, width))
+            for c in range(width):
+                out[:, c] = np.interp(grid_t, ts, xs[c])
             blocks.append(UniformBlock(first, rate, out[:, :3], out[:, 3:6] if gyro else None,
                                        reset))
             next_index = last + 1
@@ -117,5 +123,5 @@ def step(params: ResampleParams, state: ResampleState,
             blocks.append(UniformBlock(first, rate, np.empty((0, 3)),
                                        np.empty((0, 3)) if gyro else None, True))
             next_index = first
-    new_state = ResampleState(float(t[-1]), x[-1].copy(), next_index, state.gaps + len(gaps))
+    new_state = ResampleState(float(t[-1]), x[:, -1].copy(), next_index, state.gaps + len(gaps))
     return new_state, blocks, gaps
