@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sensord.gait import resample, timing
-from sensord.gait.filters import ema_fold
 from sensord.gait.engine import EngineParams, analyze, finish, init_state, step, steps_only
+from sensord.gait.filters import ema_fold
 from sensord.model import Gap, SampleBlock, Step
 from sensord.sources.simulator import SimParams, simulate
 
