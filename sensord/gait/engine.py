@@ -121,7 +121,7 @@ def step(params: EngineParams, state: EngineState,
         events.extend(steps)
     for gap in gap_iter:
         events.append(Gap(*gap))
-    return replace(state, grid=grid, detector=det, samples=state.samples + len(block)), events
+    return EngineState(grid, det, state.samples + len(block)), events
 
 
 def finish(params: EngineParams, state: EngineState) -> tuple[EngineState, list[Event]]:

@@ -48,11 +48,6 @@ class Ring:
         drop = max(0, data.shape[0] - max_len)
         return Ring(self.start + drop, data[drop:])
 
-    def trim(self, max_len: int) -> Ring:
-        """The last ``max_len`` samples (a view)."""
-        drop = max(0, self.data.shape[0] - max_len)
-        return Ring(self.start + drop, self.data[drop:]) if drop else self
-
     def get(self, a: int, b: int) -> FloatArray:
         """Samples ``[a, b)`` by absolute index, clipped to what is held."""
         lo = max(a, self.start) - self.start

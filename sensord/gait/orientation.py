@@ -42,11 +42,15 @@ class GravityState:
         Samples of the current, not yet complete bin, ``(m, 3)``.
     bins
         Means of the most recent complete bins, ``(b, 3)`` (at most one window).
+    up
+        'Up' after the last complete bin (``None`` before the first): what every sample
+        of the current bin gets.
     """
 
     next_index: int = 0
     partial: FloatArray | None = None
     bins: FloatArray | None = None
+    up: FloatArray | None = None
 
 
 def track_gravity(window_s: float, bin_s: float, rate_hz: float, state: GravityState,
@@ -65,6 +69,12 @@ def track_gravity(window_s: float, bin_s: float, rate_hz: float, state: GravityS
     fresh = state.partial is None or state.next_index != start_index
     partial = np.empty((0, 3)) if fresh or state.partial is None else state.partial
     bins = np.empty((0, 3)) if fresh or state.bins is None else state.bins
+    n = acc.shape[0]
+    if state.up is not None and not fresh and partial.shape[0] + n < per_bin:
+        # the usual live case: a few samples that complete no bin
+        up_now = np.broadcast_to(state.up, (n, 3))
+        return GravityState(start_index + n, np.concatenate([partial, acc]), bins,
+                            state.up), up_now
     first = start_index - partial.shape[0]  # absolute index of x[0]
     x = np.concatenate([partial, acc]) if partial.shape[0] else acc
     offset = min((-first) % per_bin, x.shape[0])  # x[:offset]: the segment's head
@@ -78,7 +88,6 @@ def track_gravity(window_s: float, bin_s: float, rate_hz: float, state: GravityS
     means = (cs[k] - cs[lo]) / (k - lo)[:, None]
     # 'up' is constant within a bin: normalise per bin, then spread over its samples
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-9)
-    n = acc.shape[0]
     pos = np.arange(partial.shape[0], partial.shape[0] + n)  # positions in x
     own = np.floor_divide(pos - offset, per_bin)  # bin index among the new full bins
     prev_bin = np.where(pos < offset, -1, own + bins.shape[0] - 1)
@@ -93,7 +102,8 @@ def track_gravity(window_s: float, bin_s: float, rate_hz: float, state: GravityS
                 run /= np.maximum(np.linalg.norm(run, axis=1, keepdims=True), 1e-9)
                 up[sel] = run[pos[sel] - a]
     rest = x[offset + n_full * per_bin:] if x.shape[0] > offset else x
-    return GravityState(start_index + n, rest.copy(), all_bins[-n_bins:].copy()), up
+    return GravityState(start_index + n, rest.copy(), all_bins[-n_bins:].copy(),
+                        means[-1].copy() if means.shape[0] else None), up
 
 
 PATTERN_POINTS = 24

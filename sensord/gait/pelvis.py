@@ -215,17 +215,13 @@ def step_pelvis(params: PelvisParams, state: PelvisState,
     else:
         cols[:, _GX:_WUP + 1] = 0.0
     cols[:, _UP:_UP + 3] = up
-    max_len = int(params.history_s * rate)
-    # hold the whole block while detecting; trim to the history afterwards
-    raw = state.raw.append(cols, max_len + len(block))
-
-    hold = max_len + len(block)
+    # the rings hold the history plus this whole block (detection runs over all of it);
+    # the next block's append trims them back
+    hold = int(params.history_s * rate) + len(block)
+    raw = state.raw.append(cols, hold)
     der = _extend(state.der, raw, state.edge_kernels, hold)
     smooth = _extend(state.smooth, raw, state.peak_kernel, hold)
-    state, steps = _detect(params, replace(state, gravity=gravity, raw=raw, der=der,
-                                           smooth=smooth))
-    return replace(state, raw=state.raw.trim(max_len), der=state.der.trim(max_len),
-                   smooth=state.smooth.trim(max_len)), steps
+    return _detect(params, replace(state, gravity=gravity, raw=raw, der=der, smooth=smooth))
 
 
 def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
@@ -254,8 +250,10 @@ def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list
         mid = seg[wl: wl + (hi - lo)]
         local = np.flatnonzero((mid > seg[wl - 1: wl - 1 + (hi - lo)])
                                & (mid >= seg[wl + 1: wl + 1 + (hi - lo)]))
-        windows = np.lib.stride_tricks.sliding_window_view(seg, wl + wr + 1)
-        candidates = local[mid[local] >= windows[local].max(axis=1)] + lo
+        if local.size:
+            windows = np.lib.stride_tricks.sliding_window_view(seg, wl + wr + 1)
+            local = local[mid[local] >= windows[local].max(axis=1)]
+        candidates = local + lo
         prev_peak = state.last_peak
         state, accepted = _accept(params, state, candidates, hi)
         if accepted:
