@@ -100,12 +100,12 @@ def step(params: ResampleParams, state: ResampleState,
     rate = params.rate_hz
     dt = np.diff(t)
     cut = np.flatnonzero(dt > params.max_gap_s)
-    bounds = np.concatenate([[0], cut + 1, [t.size]])
+    bounds = [0, *(cut + 1).tolist(), t.size]
     blocks: list[UniformBlock] = []
     gaps: list[tuple[float, float]] = [(float(t[i]), float(t[i + 1])) for i in cut]
     next_index = state.next_index
-    for seg_no in range(bounds.size - 1):
-        a, b = int(bounds[seg_no]), int(bounds[seg_no + 1])
+    for seg_no in range(len(bounds) - 1):
+        a, b = bounds[seg_no], bounds[seg_no + 1]
         ts, xs = t[a:b], x[:, a:b]
         reset = seg_no > 0 or fresh
         first = math.ceil(ts[0] * rate - 1e-9) if reset else next_index
