@@ -43,8 +43,12 @@ class Ring:
         return self.start + int(self.data.shape[0])
 
     def append(self, new: FloatArray, max_len: int) -> Ring:
-        data = np.concatenate([self.data, new]) if self.data.shape[0] and new.shape[0] else \
-            (new if new.shape[0] else self.data)
+        if not new.shape[0]:
+            data = self.data
+        elif not self.data.shape[0]:
+            data = new
+        else:
+            data = np.concatenate([self.data, new])
         drop = max(0, data.shape[0] - max_len)
         return Ring(self.start + drop, data[drop:])
 

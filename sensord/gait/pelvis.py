@@ -421,9 +421,10 @@ def _final_contacts(params: PelvisParams, state: PelvisState) -> list[float | bo
         peaks = np.array([pending[k].peak for k in run])
         base = np.array([pending[k].baseline_g for k in run])
         # most stances end well within the first fraction of a second: search that first
-        fc = _running_fc(se, d1, d0, end, peaks, base, min(t_len, round(_FC_FIRST_S * rate)), rate)
+        first_len = min(t_len, round(_FC_FIRST_S * rate))
+        fc = _running_fc(se, d1, d0, end, peaks, base, first_len, rate)
         again = np.flatnonzero(np.isnan(fc))
-        if again.size and t_len > round(_FC_FIRST_S * rate):
+        if again.size and t_len > first_len:
             fc[again] = _running_fc(se, d1, d0, end, peaks[again], base[again], t_len, rate)
         timed_out = np.isnan(fc) & (end >= peaks + t_len)
         for r, k in enumerate(run):
