@@ -105,6 +105,12 @@ class _Process:
             self._argv(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
         )
         log.close()
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        """Poll :meth:`_ready`; a process that exits or stays unready is an error (with its
+        log), and one that stays unready is stopped first."""
+        assert self._proc is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -497,14 +503,7 @@ class IngestProcess(_Process):
             self._argv(), stdout=log, stderr=subprocess.STDOUT, cwd=repo, env=env
         )
         log.close()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start-up; log:\n{self.log_tail()}")
-            if self._ready():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not ready after {STARTUP_TIMEOUT_S} s:\n{self.log_tail()}")
+        self._wait_until_ready()
 
 
 # ---------------------------------------------------------------- delivery test helpers
