@@ -185,16 +185,22 @@ MIN_FORWARD_STEPS = 4
 def forward_axes(c_net: FloatArray, braking: FloatArray,
                  up: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """Forward unit vectors for a batch, from ``c_sum - c_diff`` ``(n, 3, 3)``, the braking
-    means ``(n, 3)`` and the up vectors ``(n, 3)``; and which of them are identifiable."""
-    n = up.shape[0]
-    p = np.eye(3)[None, :, :] - up[:, :, None] * up[:, None, :]
-    m = p @ c_net @ p
-    _, vecs = np.linalg.eigh(m)
-    f = vecs[:, :, -1]  # eigenvector of the largest eigenvalue
-    f = f - up * np.einsum("ni,ni->n", f, up)[:, None]
-    norm = np.linalg.norm(f, axis=1)
-    ok = norm > 1e-6
-    f = f / np.where(ok, norm, 1.0)[:, None]
-    flip = np.einsum("ni,ni->n", f, braking) > 0.0  # early-step acceleration points back
+    means ``(n, 3)`` and the up vectors ``(n, 3)``; and which of them are identifiable.
+
+    Forward is the horizontal direction of largest ``c_net``: the principal axis of its
+    2 x 2 restriction to the horizontal plane, in closed form. It is identifiable where
+    that largest value is positive (the AP pattern outweighs the ML one).
+    """
+    # a horizontal basis e1, e2 per sample
+    ref = np.eye(3)[np.argmin(np.abs(up), axis=1)]
+    e1 = ref - up * np.sum(ref * up, axis=1, keepdims=True)
+    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
+    e2 = np.cross(up, e1)
+    c1, c2 = np.einsum("nij,nj->ni", c_net, e1), np.einsum("nij,nj->ni", c_net, e2)
+    a, b, c = np.sum(e1 * c1, axis=1), np.sum(e1 * c2, axis=1), np.sum(e2 * c2, axis=1)
+    ok = 0.5 * (a + c) + np.hypot(0.5 * (a - c), b) > 0.0
+    theta = 0.5 * np.arctan2(2.0 * b, a - c)
+    f = np.cos(theta)[:, None] * e1 + np.sin(theta)[:, None] * e2
+    flip = np.sum(f * braking, axis=1) > 0.0  # early-step acceleration points back
     f = np.where(flip[:, None], -f, f)
-    return np.where(ok[:, None], f, 0.0).reshape(n, 3), ok
+    return np.where(ok[:, None], f, 0.0), ok
