@@ -279,6 +279,25 @@ async def test_virtual_collector_helper_streams_in_process(feed: SensorFeed) -> 
     assert got >= 300
 
 
+async def test_a_looping_feed_streams_on_with_a_running_sensor_clock() -> None:
+    """``loop_feed`` starts the feed over, as a sensor on a treadmill would go on: the
+    sensor clock keeps running, so the collector sees one continuous stream."""
+    short = feed_from_simulation(3.0, 200.0, seed=5)
+    blocks: list[SampleBlock] = []
+    async with virtual_collector("sensord-imu", short, speed=SPEED) as source:
+        async with asyncio.timeout(20.0):
+            async for ev in source.stream():
+                if isinstance(ev, SampleBlock):
+                    blocks.append(ev)
+                if blocks and blocks[-1].t_s[-1] - blocks[0].t_s[0] > 10.0:  # 3+ loops
+                    break
+        gaps = source.health_state.gaps  # type: ignore[attr-defined]
+    dt = np.diff(SampleBlock.concat(blocks).t_s)
+    assert np.all(dt > 0)
+    assert dt.max() < 1.5 * float(np.median(dt))  # no time lost or doubled at the loops
+    assert gaps == 0
+
+
 async def test_battery_is_read_again_periodically(feed: SensorFeed) -> None:
     air = VirtualAir()
     async with VirtualSensor(air, VirtualSensorParams(profile="sensord-imu", speed=SPEED),

@@ -124,7 +124,8 @@ class VirtualSensorParams:
     advertising_interval_ms
         Advertising interval.
     loop_feed
-        Start the feed over when it ends (else the sensor goes quiet).
+        Start the feed over when it ends (else the sensor goes quiet); the sensor clock
+        and sequence numbers run on, as on a real sensor.
     faults
         Fault injection.
     """
@@ -412,11 +413,15 @@ class VirtualSensor:
         """Feed time (s) reached at loop time ``host_s``."""
         return (host_s - self._t0_host) * self.params.speed
 
-    def _sensor_time(self, feed_t: FloatArray) -> FloatArray:
+    def _sensor_time(self, played_s: FloatArray) -> FloatArray:
         p = self.params
-        rel = feed_t - float(self.feed.samples.t_s[0])
-        return np.asarray(p.clock_offset_s + rel * (1.0 + p.clock_drift_ppm * 1e-6),
+        return np.asarray(p.clock_offset_s + played_s * (1.0 + p.clock_drift_ppm * 1e-6),
                           dtype=np.float64)
+
+    def _feed_offset(self, played_s: FloatArray) -> FloatArray:
+        """Offset into the feed of a time since streaming started (it wraps when looping)."""
+        d = self.feed.duration_s
+        return np.mod(played_s, d) if self.params.loop_feed and d > 0 else played_s
 
     def _samples_between(self, t_from: float, t_to: float, rate_hz: float,
                          gyro: bool) -> DecodedSamples | None:
@@ -432,10 +437,12 @@ class VirtualSensor:
         if k1 < k0:
             return None
         s = self.feed.samples
-        t_feed = s.t_s[0] + np.arange(k0, k1 + 1, dtype=np.float64) / rate_true
-        t_feed = t_feed[t_feed <= s.t_s[-1]]
-        if t_feed.size == 0:
+        played = np.arange(k0, k1 + 1, dtype=np.float64) / rate_true
+        if not self.params.loop_feed:
+            played = played[played <= self.feed.duration_s]
+        if played.size == 0:
             return None
+        t_feed = s.t_s[0] + self._feed_offset(played)
         acc = np.column_stack([np.interp(t_feed, s.t_s, s.acc_mps2[:, i]) for i in range(3)])
         gyr = None
         if gyro:
@@ -444,13 +451,14 @@ class VirtualSensor:
                                        for i in range(3)])
             else:
                 gyr = np.zeros_like(acc)
-        return DecodedSamples(t_s=self._sensor_time(t_feed), acc_mps2=acc, gyr_dps=gyr)
+        return DecodedSamples(t_s=self._sensor_time(played), acc_mps2=acc, gyr_dps=gyr)
 
     def _cadence_at(self, t: float) -> float:
         steps = self.feed.step_times_s
         if steps is None:
             return 0.0
         rel = steps - float(self.feed.samples.t_s[0])
+        t = float(self._feed_offset(np.array(t))) if t > 6.0 else t
         recent = rel[(rel <= t) & (rel > t - 6.0)]
         if recent.size < 2:
             return 0.0
@@ -467,12 +475,8 @@ class VirtualSensor:
         while not self._stop_requested:
             await asyncio.sleep(period_host)
             now_host = loop.time()
-            t = self.feed_time(now_host)
-            if t > self.feed.duration_s:
-                if not p.loop_feed:
-                    continue
-                self._t0_host = now_host
-                last_t, next_rsc, t = 0.0, 1.0, 0.0
+            t = self.feed_time(now_host)  # keeps running when the feed loops
+            if t > self.feed.duration_s and not p.loop_feed:
                 continue
             # faults: disconnect, stall
             while disconnects and t >= disconnects[0]:
