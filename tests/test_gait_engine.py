@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sensord.gait import resample, timing
 from sensord.gait.engine import EngineParams, analyze, finish, init_state, step, steps_only
-from sensord.gait.filters import ema_fold
+from sensord.gait.filters import Ring, Windows, ema_fold
 from sensord.model import Gap, SampleBlock, Step
 from sensord.sources.simulator import SimParams, simulate
 
@@ -187,6 +187,55 @@ def test_running_average_fold_matches_its_recurrence(n: int, folded: int, chunk:
         x = (1.0 - w[k]) * x + w[k] * y[k]
         expected[k] = x
     np.testing.assert_allclose(ema_fold(x0, y, w, chunk=chunk), expected, rtol=0, atol=1e-12)
+
+
+@given(bounds=st.lists(st.tuples(st.integers(0, 40), st.integers(-3, 12)), min_size=1,
+                      max_size=12))
+def test_ragged_windows_reduce_each_window_alone(bounds: list[tuple[int, int]]) -> None:
+    x = np.random.default_rng(len(bounds)).normal(size=60)
+    start = np.array([a for a, _ in bounds])
+    stop = np.array([a + n for a, n in bounds])
+    win = Windows.of(start, stop)
+    vals = x[win.index]
+    maxima = win.reduce(np.maximum, vals, np.nan)
+    sums = win.reduce(np.add, vals, 0.0)
+    firsts = win.first(vals)
+    runs = win.cumsum(vals)
+    for k, (a, b) in enumerate(zip(start, stop, strict=True)):
+        own = x[a:max(a, b)]
+        assert win.count[k] == own.size
+        if own.size:
+            assert maxima[k] == own.max() and firsts[k] == own[0]
+            assert sums[k] == pytest.approx(own.sum(), abs=1e-12)
+            part = runs[win.offset[k]: win.offset[k] + own.size]
+            np.testing.assert_allclose(part, np.cumsum(own), rtol=0, atol=1e-12)
+        else:
+            assert np.isnan(maxima[k]) and sums[k] == 0.0 and np.isnan(firsts[k])
+
+
+@given(appends=st.lists(st.tuples(st.integers(0, 30), st.booleans()), min_size=1, max_size=40),
+       max_len=st.integers(1, 50))
+def test_ring_appends_never_change_what_an_earlier_ring_holds(
+        appends: list[tuple[int, bool]], max_len: int) -> None:
+    """Appends write into spare room in place; a ring handed out earlier (and a second
+    branch appended to it) must still see exactly its own rows."""
+    ring, counter, kept = Ring.empty(0, 2), 0, []
+    for k, branch in appends:
+        new = np.arange(counter, counter + k, dtype=float)[:, None].repeat(2, axis=1)
+        counter += k
+        if branch and kept:
+            old, old_rows = kept[-1]
+            other = old.append(-new - 1.0, max_len)  # a second branch off an older ring
+            held = np.concatenate([old_rows, -new - 1.0])[-max_len:]
+            np.testing.assert_array_equal(other.data, held)
+        before = ring.data.copy()
+        ring = ring.append(new, max_len)
+        expected = np.concatenate([before, new])[-max_len:]
+        np.testing.assert_array_equal(ring.data, expected)
+        assert ring.end == counter and ring.data.shape[0] <= max_len
+        kept.append((ring, expected.copy()))
+    for r, rows in kept:
+        np.testing.assert_array_equal(r.data, rows)
 
 
 def test_timing_fold_follows_its_definitions_whatever_the_batches() -> None:

@@ -55,7 +55,8 @@ class GravityState:
 
 def track_gravity(window_s: float, bin_s: float, rate_hz: float, state: GravityState,
                   acc: FloatArray, start_index: int) -> tuple[GravityState, FloatArray]:
-    """Unit 'up' vector per sample (``(n, 3)``): the mean specific force over a window.
+    """Unit 'up' vector per sample (``(n, 3)``, or ``(1, 3)`` when it is the same for
+    all of them): the mean specific force over a window.
 
     Samples are averaged in bins of ``bin_s`` aligned to the absolute grid; 'up' at a
     sample is the mean of the last ``window_s`` of complete bins before the sample's own
@@ -72,9 +73,8 @@ def track_gravity(window_s: float, bin_s: float, rate_hz: float, state: GravityS
     n = acc.shape[0]
     if state.up is not None and not fresh and partial.shape[0] + n < per_bin:
         # the usual live case: a few samples that complete no bin
-        up_now = np.broadcast_to(state.up, (n, 3))
         return GravityState(start_index + n, np.concatenate([partial, acc]), bins,
-                            state.up), up_now
+                            state.up), state.up[None, :]
     first = start_index - partial.shape[0]  # absolute index of x[0]
     x = np.concatenate([partial, acc]) if partial.shape[0] else acc
     offset = min((-first) % per_bin, x.shape[0])  # x[:offset]: the segment's head
@@ -195,7 +195,9 @@ def forward_axes(c_net: FloatArray, braking: FloatArray,
     ref = np.eye(3)[np.argmin(np.abs(up), axis=1)]
     e1 = ref - up * np.sum(ref * up, axis=1, keepdims=True)
     e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
-    e2 = np.cross(up, e1)
+    e2 = np.stack([up[:, 1] * e1[:, 2] - up[:, 2] * e1[:, 1],
+                   up[:, 2] * e1[:, 0] - up[:, 0] * e1[:, 2],
+                   up[:, 0] * e1[:, 1] - up[:, 1] * e1[:, 0]], axis=1)  # up x e1
     c1, c2 = np.einsum("nij,nj->ni", c_net, e1), np.einsum("nij,nj->ni", c_net, e2)
     a, b, c = np.sum(e1 * c1, axis=1), np.sum(e1 * c2, axis=1), np.sum(e2 * c2, axis=1)
     ok = 0.5 * (a + c) + np.hypot(0.5 * (a - c), b) > 0.0

@@ -59,6 +59,7 @@ import numpy.typing as npt
 from sensord.gait import orientation, timing
 from sensord.gait.filters import (
     Ring,
+    Windows,
     correlate_valid,
     gaussian_kernels,
     parabolic_offset,
@@ -188,7 +189,9 @@ def _extend(ring: Ring, raw: Ring, kernels: list[FloatArray], max_len: int) -> R
     x = raw.get(start - r, raw.end)[:, _AV]
     if x.shape[0] < 2 * r + 1:
         return ring
-    new = np.column_stack([correlate_valid(x, k) for k in kernels])
+    new = np.empty((x.shape[0] - 2 * r, len(kernels)))
+    for c, k in enumerate(kernels):
+        new[:, c] = correlate_valid(x, k)
     return ring.append(new, max_len) if ring.data.shape[0] else Ring(start, new)
 
 
@@ -236,30 +239,39 @@ def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState
 
 def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
     """Find new humps, accept stances, settle final contacts, emit steps (in order)."""
-    rate = state.rate_hz
-    sm = state.smooth
-    wl = max(1, round(params.peak_window_s * rate))
-    wr = max(1, round(params.peak_confirm_s * rate))
-    lo = max(state.cand_next, sm.start + wl)
-    hi = sm.end - wr
-    if hi > lo:
-        sp = sm.data[:, 0]
-        seg = sp[lo - wl - sm.start: hi + wr - sm.start]
-        # a hump is the maximum of [c - wl, c + wr] (and higher than its left neighbour):
-        # the short right side confirms it soon after mid-stance
-        mid = seg[wl: wl + (hi - lo)]
-        local = np.flatnonzero((mid > seg[wl - 1: wl - 1 + (hi - lo)])
-                               & (mid >= seg[wl + 1: wl + 1 + (hi - lo)]))
-        if local.size:
-            windows = np.lib.stride_tricks.sliding_window_view(seg, wl + wr + 1)
-            local = local[mid[local] >= windows[local].max(axis=1)]
-        candidates = local + lo
+    candidates, search_next = _humps(params, state.rate_hz, state.smooth, state.cand_next)
+    if candidates.size:
         prev_peak = state.last_peak
-        state, accepted = _accept(params, state, candidates, hi)
+        state, accepted = _accept(params, state, candidates, search_next)
         if accepted:
             stances = _initial_contacts(params, state, np.array(accepted), prev_peak)
             state = replace(state, pending=(*state.pending, *stances))
+    elif search_next != state.cand_next:
+        state = replace(state, cand_next=search_next)
     return _settle(params, state)
+
+
+def _humps(params: PelvisParams, rate: float, sm: Ring,
+           cand_next: int) -> tuple[npt.NDArray[np.intp], int]:
+    """Hump candidates from ``cand_next`` on, and where the next search starts.
+
+    A hump is the maximum of ``[c - wl, c + wr]`` (and higher than its left neighbour):
+    the short right side confirms it soon after mid-stance.
+    """
+    wl = max(1, round(params.peak_window_s * rate))
+    wr = max(1, round(params.peak_confirm_s * rate))
+    lo = max(cand_next, sm.start + wl)
+    hi = sm.end - wr
+    if hi <= lo:
+        return np.empty(0, dtype=np.intp), cand_next
+    seg = sm.data[lo - wl - sm.start: hi + wr - sm.start, 0]
+    mid = seg[wl: wl + (hi - lo)]
+    local = np.flatnonzero((mid > seg[wl - 1: wl - 1 + (hi - lo)])
+                           & (mid >= seg[wl + 1: wl + 1 + (hi - lo)]))
+    if local.size:
+        window = seg[local[:, None] + np.arange(wl + wr + 1)[None, :]]
+        local = local[mid[local] >= window.max(axis=1)]
+    return local + lo, hi
 
 
 def _accept(params: PelvisParams, state: PelvisState, candidates: npt.NDArray[np.intp],
@@ -269,8 +281,6 @@ def _accept(params: PelvisParams, state: PelvisState, candidates: npt.NDArray[np
     ``cand_next`` is where the next search starts unless a candidate has to wait for
     more data, in which case the search resumes at that candidate.
     """
-    if candidates.size == 0:
-        return replace(state, cand_next=cand_next), []
     rate = state.rate_hz
     sp = state.smooth.data[:, 0]
     d0 = state.smooth.start
@@ -330,7 +340,7 @@ def _windows(start: npt.NDArray[np.intp], length: int, lo: int,
     """Index windows ``start + [0, length)`` clipped to ``[lo, hi)``, and their validity."""
     idx = start[:, None] + np.arange(length)[None, :]
     valid = (idx >= lo) & (idx < hi)
-    return np.clip(idx, lo, hi - 1), valid
+    return np.minimum(np.maximum(idx, lo), hi - 1), valid
 
 
 def _initial_contacts(params: PelvisParams, state: PelvisState, peaks: npt.NDArray[np.intp],
@@ -376,12 +386,13 @@ def _initial_contacts(params: PelvisParams, state: PelvisState, peaks: npt.NDArr
     g = d1[k_rise - d0] / rate  # g per sample
     running = baseline < params.flight_level_g
     inner = (k_rise > lo) & (k_rise < peaks) & (k_rise - 1 >= d0) & (k_rise + 1 < d1_end)
-    km = np.clip(k_rise - 1 - d0, 0, None)
-    kp = np.clip(k_rise + 1 - d0, None, se.size - 1)
+    km = np.maximum(k_rise - 1 - d0, 0)
+    kp = np.minimum(k_rise + 1 - d0, se.size - 1)
     ym, y0, yp = d1[km], d1[k_rise - d0], d1[kp]
     den = ym - 2.0 * y0 + yp
     with np.errstate(divide="ignore", invalid="ignore"):
-        off = np.where(inner & (den != 0.0), np.clip(0.5 * (ym - yp) / den, -0.5, 0.5), 0.0)
+        off = np.where(inner & (den != 0.0),
+                       np.minimum(np.maximum(0.5 * (ym - yp) / den, -0.5), 0.5), 0.0)
         back_run = np.minimum((s_rise - baseline) / g, 0.1 * rate)
         back_walk = np.where(g > 0, (s_rise - local) / g, 0.0)
     ic = np.where(running & (g > 0), k_rise - back_run, k_rise + off - back_walk)
@@ -495,7 +506,7 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     fc = np.where((gct_s >= 0.05) & (gct_s <= 1.5), fc, np.nan)
     ic_i = np.floor(ic).astype(np.int64)
     has_fc = np.isfinite(fc)
-    stance_end = np.where(has_fc, np.ceil(np.nan_to_num(fc)).astype(np.int64),
+    stance_end = np.where(has_fc, np.ceil(np.where(has_fc, fc, 0.0)).astype(np.int64),
                           ic_i + round(0.2 * rate))
 
     # side from the yaw rate around IC: a clear yaw decides, a weak one alternates from
@@ -520,26 +531,24 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     prev_ic[0] = np.nan if state.prev_ic is None else state.prev_ic
     prev_ic[1:] = ic[:-1]
     ok_prev = np.isfinite(prev_ic) & (ic - prev_ic > 0) & (ic - prev_ic <= params.max_step_s * rate)
-    p0 = np.where(ok_prev, np.floor(np.nan_to_num(prev_ic)), ic_i).astype(np.int64)
+    p0 = np.where(ok_prev, np.floor(np.where(ok_prev, prev_ic, 0.0)), ic_i).astype(np.int64)
     p0 = np.maximum(p0, r0)
     m = ic_i - p0 + 1
     ok_prev &= m >= 8
     vo = np.full(n, np.nan)
-    patterns = np.zeros((n, orientation.PATTERN_POINTS, 3))
+    patterns = np.zeros((0, orientation.PATTERN_POINTS, 3))
     if ok_prev.any():
-        lmax = int(m[ok_prev].max())
-        idx, valid = _windows(p0, lmax, r0, r_end)
-        valid &= np.arange(lmax)[None, :] < m[:, None]
-        av = np.where(valid, data[idx - r0, _AV], 0.0)
-        vo = _vertical_oscillation_cm(av, valid, m, rate)
-        x = np.linspace(0.0, 1.0, orientation.PATTERN_POINTS)[None, :] * (m[:, None] - 1.0)
+        p0_ok, m_ok = p0[ok_prev], m[ok_prev]
+        vo[ok_prev] = _vertical_oscillation_cm(data[:, _AV], r0, p0_ok, m_ok, rate)
+        # the horizontal acceleration of each step resampled to a fixed number of points
+        x = _PATTERN_AT[None, :] * (m_ok[:, None] - 1.0)
         lo_i = np.floor(x).astype(np.int64)
-        hi_i = np.minimum(lo_i + 1, m[:, None] - 1)
+        hi_i = np.minimum(lo_i + 1, m_ok[:, None] - 1)
         frac = (x - lo_i)[:, :, None]
-        rows = np.arange(n)[:, None]
-        h = data[idx - r0, _HX:_HX + 3]
-        patterns = h[rows, lo_i] * (1.0 - frac) + h[rows, hi_i] * frac
-    forward, net, brk, count = orientation.update_forward(state.forward, patterns[ok_prev])
+        base = p0_ok[:, None] - r0
+        h = data[:, _HX:_HX + 3]
+        patterns = h[base + lo_i] * (1.0 - frac) + h[base + hi_i] * frac
+    forward, net, brk, count = orientation.update_forward(state.forward, patterns)
     # each stance sees the moments after the last step folded at or before it (index 0:
     # the moments the batch started with)
     net0, brk0, count0 = orientation.moments(state.forward)
@@ -547,33 +556,32 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     c_net = np.concatenate([net0[None], net])[sel]
     brake = np.concatenate([brk0[None], brk])[sel]
     known = np.concatenate([[count0], count])[sel] >= orientation.MIN_FORWARD_STEPS
-    up = data[np.clip(ic_i, r0, r_end - 1) - r0, _UP:_UP + 3]
+    up = data[np.minimum(np.maximum(ic_i, r0), r_end - 1) - r0, _UP:_UP + 3]
     f_axis, f_ok = orientation.forward_axes(c_net, brake, up)
     f_ok &= known
 
     # stance windows [IC, FC]: impact, braking, pelvic drop
     length = stance_end - ic_i + 1
-    lmax = int(max(1, length.max()))
-    idx, valid = _windows(ic_i, lmax, r0, r_end)
-    valid &= np.arange(lmax)[None, :] < length[:, None]
-    seg = data[idx - r0]
-    impact = np.where(valid, seg[:, :, _AV], -np.inf).max(axis=1)
-    a_fwd = np.einsum("nlc,nc->nl", seg[:, :, _HX:_HX + 3], f_axis) / GRAVITY_MPS2
-    half = np.maximum(2, length // 2)
-    first_half = valid & (np.arange(lmax)[None, :] < half[:, None])
-    braking = -np.where(first_half, a_fwd, np.inf).min(axis=1)
-    w_fwd = np.einsum("nlc,nc->nl", seg[:, :, _GX:_GX + 3], f_axis)
-    angle = np.cumsum(np.where(valid, w_fwd, 0.0), axis=1) / rate
-    angle -= angle[:, :1]
+    win = Windows.of(np.minimum(np.maximum(ic_i, r0), r_end) - r0,
+                     np.minimum(np.maximum(stance_end + 1, r0), r_end) - r0)
+    seg = data[win.index]
+    impact = win.reduce(np.maximum, seg[:, _AV], np.nan)
+    f_each = win.spread(f_axis)
+    a_fwd = np.einsum("lc,lc->l", seg[:, _HX:_HX + 3], f_each) / GRAVITY_MPS2
+    first_half = win.position() < win.spread(np.maximum(2, length // 2))
+    braking = -win.reduce(np.minimum, np.where(first_half, a_fwd, np.inf), -np.inf)
+    # pelvic obliquity from IC: the forward-axis rate integrated over the stance
+    angle = win.cumsum(np.einsum("lc,lc->l", seg[:, _GX:_GX + 3], f_each))
+    angle -= win.spread(win.first(angle))
     sign = np.where(side == timing.LEFT, 1.0, -1.0)
-    drop = np.where(valid, sign[:, None] * angle, -np.inf).max(axis=1)
+    drop = win.reduce(np.maximum, win.spread(sign) * angle, -np.inf) / rate
     drop_ok = f_ok & has_fc & state.has_gyro & (side != timing.NO_SIDE)
 
     t_ic, t_fc = ic / rate, fc / rate
     tstate, tm = timing.fold(params.timing, state.timing, t_ic, t_fc, side)
     columns = (t_fc, (t_fc - t_ic) * 1000.0, tm.cadence_spm, np.where(drop_ok, drop, np.nan),
                tm.step_time_s, tm.stride_time_s, tm.gct_balance_pct, np.where(ok_prev, vo, np.nan),
-               np.where(length >= 1, impact, np.nan),
+               impact,
                np.where(f_ok & (length >= 2), braking, np.nan), tm.flight_ms)
     names = [_SIDE_NAME[c] for c in side.tolist()]
     steps = [Step(t_ic=ti, t_fc=v[0], gct_ms=v[1], cadence_spm=v[2], side=sd,
@@ -587,6 +595,8 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     return state, steps
 
 
+#: Where a step's horizontal acceleration is sampled for the forward axis (0..1 of the step).
+_PATTERN_AT = np.linspace(0.0, 1.0, orientation.PATTERN_POINTS)
 _SIDE_NAME: tuple[Side | None, ...] = (None, "left", "right")  # by timing side code
 _SIDE_CODE: dict[Side | None, int] = {None: timing.NO_SIDE, "left": timing.LEFT,
                                       "right": timing.RIGHT}
@@ -603,20 +613,26 @@ def _rows_nan_as_none(columns: tuple[FloatArray, ...]) -> list[list[float | None
     return obj.tolist()  # type: ignore[no-any-return]
 
 
-def _vertical_oscillation_cm(a_v_g: FloatArray, valid: npt.NDArray[np.bool_],
-                             m: npt.NDArray[np.int64], rate_hz: float) -> FloatArray:
+def _vertical_oscillation_cm(a_v_g: FloatArray, a0: int, start: npt.NDArray[np.int64],
+                             count: npt.NDArray[np.int64], rate_hz: float) -> FloatArray:
     """Peak-to-peak vertical displacement over each step (periodic double integration).
 
-    ``a_v_g`` is ``(n, L)``, each row one step of ``m`` valid samples, zero-padded.
+    ``a_v_g`` is the vertical specific force in g from absolute index ``a0``; step ``k``
+    covers ``count[k]`` samples from absolute index ``start[k]``. Over one step the
+    velocity and displacement return to where they started: the mean acceleration and
+    the mean velocity are removed, and the displacement detrended end to end.
     """
-    cnt = np.maximum(m, 1)[:, None]
-    a = np.where(valid, (a_v_g - a_v_g.sum(axis=1, keepdims=True) / cnt) * GRAVITY_MPS2, 0.0)
-    v = np.cumsum(a, axis=1) / rate_hz
-    v = np.where(valid, v - np.where(valid, v, 0.0).sum(axis=1, keepdims=True) / cnt, 0.0)
-    z = np.cumsum(v, axis=1) / rate_hz
-    last = z[np.arange(z.shape[0]), np.maximum(m, 1) - 1][:, None]
-    ramp = np.arange(z.shape[1])[None, :] / np.maximum(cnt - 1, 1)
-    z = z - (z[:, :1] + (last - z[:, :1]) * ramp)
-    hi = np.where(valid, z, -np.inf).max(axis=1)
-    lo = np.where(valid, z, np.inf).min(axis=1)
+    win = Windows.of(start - a0, start - a0 + count)
+    cnt = np.maximum(count, 1)
+    a = a_v_g[win.index]
+    a = (a - win.spread(win.reduce(np.add, a, 0.0) / cnt)) * GRAVITY_MPS2
+    v = win.cumsum(a) / rate_hz
+    v -= win.spread(win.reduce(np.add, v, 0.0) / cnt)
+    z = win.cumsum(v) / rate_hz
+    first = win.first(z)
+    last = z[win.offset + cnt - 1]
+    ramp = win.position() / win.spread(np.maximum(cnt - 1, 1))
+    z -= win.spread(first) + win.spread(last - first) * ramp
+    hi = win.reduce(np.maximum, z, -np.inf)
+    lo = win.reduce(np.minimum, z, np.inf)
     return np.asarray((hi - lo) * 100.0, dtype=np.float64)

@@ -98,9 +98,8 @@ def step(params: ResampleParams, state: ResampleState,
     fresh = not carried
 
     rate = params.rate_hz
-    dt = np.diff(t)
-    cut = np.flatnonzero(dt > params.max_gap_s)
-    bounds = [0, *(cut + 1).tolist(), t.size]
+    cut = np.flatnonzero(t[1:] - t[:-1] > params.max_gap_s).tolist()
+    bounds = [0, *(c + 1 for c in cut), t.size]
     blocks: list[UniformBlock] = []
     gaps: list[tuple[float, float]] = [(float(t[i]), float(t[i + 1])) for i in cut]
     next_index = state.next_index

@@ -98,7 +98,7 @@ def fold(params: TimingParams, state: TimingState, t_ic: FloatArray, t_fc: Float
     # cadence: median of the last few step times since the last pause
     hist = np.asarray(state.step_times_s[-k_cad:], dtype=np.float64)
     series = np.concatenate([np.full(k_cad - hist.size, np.nan), hist, step_time])
-    win = np.lib.stride_tricks.sliding_window_view(series, k_cad)[1:]
+    win = series[np.arange(1, n + 1)[:, None] + np.arange(k_cad)[None, :]]  # up to each step
     pos = np.arange(k_cad)
     last_pause = np.where(np.isnan(win), pos, -1).max(axis=1)
     win = np.where(pos[None, :] > last_pause[:, None], win, np.nan)
