@@ -580,7 +580,7 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     t_ic, t_fc = ic / rate, fc / rate
     tstate, tm = timing.fold(params.timing, state.timing, t_ic, t_fc, side)
     columns = (t_fc, (t_fc - t_ic) * 1000.0, tm.cadence_spm, np.where(drop_ok, drop, np.nan),
-               tm.step_time_s, tm.stride_time_s, tm.gct_balance_pct, np.where(ok_prev, vo, np.nan),
+               tm.step_time_s, tm.stride_time_s, tm.gct_balance_pct, vo,
                impact,
                np.where(f_ok & (length >= 2), braking, np.nan), tm.flight_ms)
     names = [_SIDE_NAME[c] for c in side.tolist()]
