@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -53,6 +55,17 @@ def test_imu6_groups_all_acc_vectors_before_all_gyro_vectors():
     np.testing.assert_allclose(out[0].t_s, [2.0, 2.0 + 1 / 52])
     np.testing.assert_array_equal(out[0].acc_mps2, [[1, 1, 1], [2, 2, 2]])
     np.testing.assert_array_equal(out[0].gyr_dps, [[3, 3, 3], [4, 4, 4]])
+
+
+def test_non_finite_floats_pass_as_nan_without_warnings():
+    # a signalling NaN (quiet bit clear) made numpy warn "invalid value encountered in cast"
+    payload = "02 53 0a000000 010080ff 0000807f 00001c41"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, out = decode_all([payload], MOVESENSE.initial_state(26, gyro=False))
+    assert np.isnan(out[0].acc_mps2[0, 0])
+    assert out[0].acc_mps2[0, 1] == np.inf
+    assert out[0].acc_mps2[0, 2] == pytest.approx(9.75)
 
 
 def test_acc_only_subscription():

@@ -143,7 +143,8 @@ def _decode_body(body: bytes, state: MovesenseState) -> tuple[MovesenseState, De
             f"{stride}-byte {'IMU6' if state.gyro else 'Acc'} samples"
         )
     n = len(rest) // stride
-    values = np.frombuffer(rest, dtype="<f4").astype(np.float64)
+    with np.errstate(invalid="ignore"):  # a signalling NaN stays NaN: a gap downstream
+        values = np.frombuffer(rest, dtype="<f4").astype(np.float64)
     acc = values[: 3 * n].reshape(n, 3)
     gyr = values[3 * n :].reshape(n, 3) if state.gyro else None
     wraps = state.wraps
