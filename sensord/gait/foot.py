@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +78,7 @@ from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from sensord.gait import timing
 from sensord.gait.filters import Ring
 from sensord.gait.grid import UniformBlock
+from sensord.gait.state import evolve
 from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
 
 # raw ring channels: acc xyz (m/s^2), gyr xyz (deg/s; zeros without gyroscope)
@@ -216,7 +217,7 @@ class FootParams:
     timing: timing.TimingParams = _FOOT_TIMING
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, eq=False)  # no slots: updated with evolve()
 class FootState:
     """Everything the detector carries between blocks (bounded).
 
@@ -339,7 +340,7 @@ def step_foot(params: FootParams, state: FootState,
             or (state.has_gyro is not None and state.has_gyro != has_gyro)):
         state = init_foot(params, state.rate_hz, block.start_index)
     if state.has_gyro is None:
-        state = replace(state, has_gyro=has_gyro)
+        state = evolve(state, has_gyro=has_gyro)
     n = len(block)
     if n == 0:
         return state, []
@@ -396,7 +397,7 @@ def _append(params: FootParams, state: FootState, raw: FloatArray) -> FootState:
     sig[:, _DN] = (norm[1:] - norm[:-1]) * state.rate_hz
     sig[:, _AN] = norm[1:]
     cov_part = state.cov_part + gyr.T @ gyr if state.has_gyro else state.cov_part
-    return replace(state, raw=state.raw.append(raw, max_len),
+    return evolve(state, raw=state.raw.append(raw, max_len),
                    sig=state.sig.append(sig, max_len), cov_part=cov_part)
 
 
@@ -410,14 +411,14 @@ def _update_axis(params: FootParams, state: FootState) -> FootState:
     k = _update_period(params, state.rate_hz)
     nxt = state.next_update + k
     if not state.has_gyro:
-        return replace(state, next_update=nxt)
+        return evolve(state, next_update=nxt)
     decay = math.exp(-k / (params.axis_memory_s * state.rate_hz))
     cov = decay * state.cov + state.cov_part
     cov_n = decay * state.cov_n + k
     vals, vecs = np.linalg.eigh(cov / cov_n)
     total = float(vals.sum())
     if total < params.min_axis_rate_dps**2 or vals[-1] < params.min_axis_share * total:
-        return replace(state, next_update=nxt, cov=cov, cov_n=cov_n,
+        return evolve(state, next_update=nxt, cov=cov, cov_n=cov_n,
                        cov_part=np.zeros((3, 3)))
     e = np.asarray(vecs[:, -1], dtype=np.float64)
     if state.axis is not None and float(e @ state.axis) < 0.0:
@@ -430,7 +431,7 @@ def _update_axis(params: FootParams, state: FootState) -> FootState:
         e, polarity = -e, -polarity
     axis = e if polarity >= params.min_polarity_m else None
     if not flipped and (state.axis is None) == (axis is None):
-        return replace(state, next_update=nxt, cov=cov, cov_n=cov_n,
+        return evolve(state, next_update=nxt, cov=cov, cov_n=cov_n,
                        cov_part=np.zeros((3, 3)), polarity=polarity, axis=axis)
     # the pitch-rate history changed meaning: re-project the ring and restart the
     # event logic over it (after the last reported toe-off), so the first strides count
@@ -438,7 +439,7 @@ def _update_axis(params: FootParams, state: FootState) -> FootState:
     sig[:, _P] = 0.0 if axis is None else state.raw.data[:, 3:] @ axis
     restart = state.sig.start if state.last_tc is None else max(
         state.sig.start, math.floor(state.last_tc) + 1)
-    return replace(state, next_update=nxt, cov=cov, cov_n=cov_n, cov_part=np.zeros((3, 3)),
+    return evolve(state, next_update=nxt, cov=cov, cov_n=cov_n, cov_part=np.zeros((3, 3)),
                    polarity=polarity, axis=axis, sig=Ring(state.sig.start, sig),
                    phase=_UNKNOWN, pending_ic=None, scan=restart)
 
@@ -545,7 +546,7 @@ class _Work:
         return max(1, round(seconds * self.rate))
 
     def state(self, state: FootState) -> FootState:
-        return replace(state, phase=self.phase, scan=self.scan, swing_start=self.swing_start,
+        return evolve(state, phase=self.phase, scan=self.scan, swing_start=self.swing_start,
                        pending_ic=self.pending_ic, swing_peak=self.swing_peak,
                        tc_peak=self.tc_peak, up=self.up, last_tc=self.last_tc,
                        timing=self.timing, duty=self.duty)
@@ -556,7 +557,7 @@ class _Work:
 
 def _detect(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
     if state.has_gyro and state.axis is None:
-        return replace(state, scan=state.sig.end), []
+        return evolve(state, scan=state.sig.end), []
     w = _Work(params, state)
     if w.has_gyro:
         _detect_gyro(w)

@@ -50,7 +50,7 @@ reaction force, contact time, and flight time in running. Sensors 22:784.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -66,6 +66,7 @@ from sensord.gait.filters import (
     small_median,
 )
 from sensord.gait.grid import UniformBlock
+from sensord.gait.state import evolve
 from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
 
 # raw ring channels
@@ -142,7 +143,7 @@ class _Stance(NamedTuple):
     running: bool
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, eq=False)  # no slots: updated with evolve()
 class PelvisState:
     rate_hz: float
     has_gyro: bool
@@ -224,7 +225,7 @@ def step_pelvis(params: PelvisParams, state: PelvisState,
     raw = state.raw.append(cols, hold)
     der = _extend(state.der, raw, state.edge_kernels, hold)
     smooth = _extend(state.smooth, raw, state.peak_kernel, hold)
-    return _detect(params, replace(state, gravity=gravity, raw=raw, der=der, smooth=smooth))
+    return _detect(params, evolve(state, gravity=gravity, raw=raw, der=der, smooth=smooth))
 
 
 def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
@@ -233,7 +234,7 @@ def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState
         return state, []
     fcs = _final_contacts(params, state)
     stances = state.pending
-    state = replace(state, pending=())
+    state = evolve(state, pending=())
     return _emit(params, state, stances, [f if isinstance(f, float) else None for f in fcs])
 
 
@@ -245,9 +246,9 @@ def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list
         state, accepted = _accept(params, state, candidates, search_next)
         if accepted:
             stances = _initial_contacts(params, state, np.array(accepted), prev_peak)
-            state = replace(state, pending=(*state.pending, *stances))
+            state = evolve(state, pending=(*state.pending, *stances))
     elif search_next != state.cand_next:
-        state = replace(state, cand_next=search_next)
+        state = evolve(state, cand_next=search_next)
     return _settle(params, state)
 
 
@@ -331,7 +332,7 @@ def _accept(params: PelvisParams, state: PelvisState, candidates: npt.NDArray[np
         amps = [*amps, amp][-params.amplitude_memory:]
         last_peak = c
         running_min = math.inf
-    return replace(state, last_peak=last_peak, last_candidate=last_candidate,
+    return evolve(state, last_peak=last_peak, last_candidate=last_candidate,
                    trough_g=running_min, amplitudes=tuple(amps), cand_next=resume), accepted
 
 
@@ -412,7 +413,7 @@ def _settle(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list
     if n == 0:
         return state, []
     decided = state.pending[:n]
-    state = replace(state, pending=state.pending[n:])
+    state = evolve(state, pending=state.pending[n:])
     return _emit(params, state, decided, [f if isinstance(f, float) else None
                                           for f in fcs[:n]])
 
@@ -590,7 +591,7 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
                   impact_g=v[8], braking_g=v[9], flight_ms=v[10])
              for ti, v, sd, k in zip(t_ic.tolist(), _rows_nan_as_none(columns), names,
                                      tm.step_index.tolist(), strict=True)]
-    state = replace(state, timing=tstate, prev_ic=float(ic[-1]), prev_side=names[-1],
+    state = evolve(state, timing=tstate, prev_ic=float(ic[-1]), prev_side=names[-1],
                     forward=forward)
     return state, steps
 
