@@ -263,16 +263,3 @@ def test_timing_fold_follows_its_definitions_whatever_the_batches() -> None:
         np.testing.assert_allclose(np.concatenate(parts), np.column_stack(whole),
                                    rtol=0, atol=1e-9, equal_nan=True)
 
-
-def test_evolve_copies_with_changes_and_rejects_unknown_fields() -> None:
-    from sensord.gait.pelvis import PelvisParams, init_pelvis
-    from sensord.gait.state import evolve
-
-    old = init_pelvis(PelvisParams(), 200.0)
-    new = evolve(old, cand_next=7, trough_g=0.5)
-    assert (new.cand_next, new.trough_g, old.cand_next, old.trough_g) == (7, 0.5, 0, np.inf)
-    assert new.raw is old.raw and type(new) is type(old)
-    with pytest.raises(TypeError, match=r"no field.*cand_nxt"):
-        evolve(old, cand_nxt=7)
-    with pytest.raises(AttributeError):
-        new.cand_next = 8  # type: ignore[misc]  # still frozen

@@ -78,8 +78,8 @@ from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from sensord.gait import timing
 from sensord.gait.filters import Ring
 from sensord.gait.grid import UniformBlock
-from sensord.gait.state import evolve
 from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
+from sensord.state import evolve
 
 # raw ring channels: acc xyz (m/s^2), gyr xyz (deg/s; zeros without gyroscope)
 _RAW_CH = 6

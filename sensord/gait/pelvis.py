@@ -66,8 +66,8 @@ from sensord.gait.filters import (
     small_median,
 )
 from sensord.gait.grid import UniformBlock
-from sensord.gait.state import evolve
 from sensord.model import GRAVITY_MPS2, FloatArray, Side, Step
+from sensord.state import evolve
 
 # raw ring channels
 _AV, _HX, _GX, _WUP, _UP = 0, 1, 4, 7, 8

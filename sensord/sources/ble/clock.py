@@ -27,11 +27,12 @@ without sequence information; they are documented limits of such sensors.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from sensord.model import FloatArray
+from sensord.state import evolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class ClockParams:
     max_drift_ppm: float = 2000.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: updated with evolve()
 class ClockState:
     """Envelope state; create with :func:`init_clock`."""
 
@@ -105,9 +106,9 @@ def observe(params: ClockParams, state: ClockState, sensor_s: float,
                      for r, dd in bins)
     assert cur_min is not None
     if bins is state.bins and cur_min is state.cur_min:  # envelope unchanged: no refit
-        return replace(state, n_obs=state.n_obs + 1)
+        return evolve(state, n_obs=state.n_obs + 1)
     c, k = _fit(params, (*bins, cur_min))
-    return replace(state, s0=s0, bins=bins, cur_bin=cur_bin, cur_min=cur_min,
+    return evolve(state, s0=s0, bins=bins, cur_bin=cur_bin, cur_min=cur_min,
                    offset_s=c, drift=k, n_obs=state.n_obs + 1)
 
 
@@ -148,7 +149,7 @@ class ArrivalParams:
     clock: ClockParams = ClockParams(max_drift_ppm=20000.0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: updated with evolve()
 class ArrivalState:
     """Arrival timer state; create with :func:`init_arrival`."""
 
@@ -182,5 +183,5 @@ def arrival_times(params: ArrivalParams, state: ArrivalState, n: int, arrival_s:
             idx += skipped
     t = (idx + np.arange(n, dtype=np.float64)) * params.period_s
     clock = observe(params.clock, state.clock, float(t[-1]), arrival_s) if n else state.clock
-    return (replace(state, next_index=idx + n, clock=clock,
+    return (evolve(state, next_index=idx + n, clock=clock,
                     skipped_samples=state.skipped_samples + skipped), t, skipped)

@@ -8,11 +8,12 @@ functions below and turns it into a :class:`~sensord.model.SensorHealth` with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from sensord.model import SensorHealth
+from sensord.state import evolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class HealthParams:
     latency_window: int = 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: updated with evolve()
 class HealthState:
     """Cumulative counters of one sensor link over the run."""
 
@@ -56,7 +57,7 @@ def on_packet(params: HealthParams, state: HealthState, n_samples: int,
     lat = state.latencies_s
     if latency_s is not None and np.isfinite(latency_s):
         lat = (*lat, float(latency_s))[-params.latency_window:]
-    return replace(state, packets=state.packets + 1, samples=state.samples + n_samples,
+    return evolve(state, packets=state.packets + 1, samples=state.samples + n_samples,
                    latencies_s=lat)
 
 
@@ -64,7 +65,7 @@ def on_counts(state: HealthState, *, duplicates: int = 0, late: int = 0, gaps: i
               missing_samples: int = 0, malformed: int = 0,
               queue_overflows: int = 0) -> HealthState:
     """Add to the loss / error counters."""
-    return replace(state, duplicates=state.duplicates + duplicates,
+    return evolve(state, duplicates=state.duplicates + duplicates,
                    late=state.late + late, gaps=state.gaps + gaps,
                    missing_samples=state.missing_samples + missing_samples,
                    malformed=state.malformed + malformed,
@@ -74,14 +75,14 @@ def on_counts(state: HealthState, *, duplicates: int = 0, late: int = 0, gaps: i
 def on_connection(state: HealthState, connected: bool, *, reconnect: bool = False,
                   stall: bool = False) -> HealthState:
     """The link went up or down (``reconnect``: an up that is not the first)."""
-    return replace(state, connected=connected,
+    return evolve(state, connected=connected,
                    reconnects=state.reconnects + (1 if reconnect else 0),
                    stalls=state.stalls + (1 if stall else 0))
 
 
 def on_battery(state: HealthState, percent: int | None) -> HealthState:
     """A battery reading (``None`` when the device has none)."""
-    return replace(state, battery_pct=percent)
+    return evolve(state, battery_pct=percent)
 
 
 def packet_loss_pct(state: HealthState) -> float:
@@ -118,7 +119,7 @@ class LogLimitParams:
     interval_s: float = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: updated with evolve()
 class LogLimitState:
     """Token window of a rate-limited log."""
 
@@ -139,5 +140,5 @@ def log_allowed(params: LogLimitParams, state: LogLimitState,
         reported = state.suppressed
         state = LogLimitState(window_start_s=now_s, used=0, suppressed=0)
     if state.used < params.burst:
-        return replace(state, used=state.used + 1), True, reported
-    return replace(state, suppressed=state.suppressed + 1), False, reported
+        return evolve(state, used=state.used + 1), True, reported
+    return evolve(state, suppressed=state.suppressed + 1), False, reported

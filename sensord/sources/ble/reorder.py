@@ -24,8 +24,10 @@ Rules
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from sensord.state import evolve
 
 P = TypeVar("P")
 
@@ -100,7 +102,7 @@ class GapReport:
     missing: int
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, eq=False)  # no slots: updated with evolve()
 class ReorderState(Generic[P]):
     """Reorder buffer state; create with :func:`init_state`."""
 
@@ -136,7 +138,7 @@ def _release(params: ReorderParams, state: ReorderState[P], packet: Packet[P],
             missing += lost
     out.append(packet)
     seen = (*state.seen_first_s, packet.t_first_s)[-params.history:]
-    return replace(state, last_end_s=packet.t_last_s, seen_first_s=seen,
+    return evolve(state, last_end_s=packet.t_last_s, seen_first_s=seen,
                    released_packets=state.released_packets + 1,
                    released_samples=state.released_samples + packet.n,
                    gaps=gaps, missing_samples=missing)
@@ -154,7 +156,7 @@ def _drain(params: ReorderParams, state: ReorderState[P], now_s: float | None,
         expired = now_s is not None and now_s - head.arrival_s >= params.max_hold_s
         if not (contiguous or overflow or expired or force):
             break
-        state = replace(state, pending=state.pending[1:])
+        state = evolve(state, pending=state.pending[1:])
         state = _release(params, state, head, out)
     return state
 
@@ -166,15 +168,15 @@ def step(params: ReorderParams, state: ReorderState[P],
     tol_s = params.tolerance * params.period_s
     if state.last_end_s is not None and packet.t_first_s <= state.last_end_s + tol_s:
         if any(abs(packet.t_first_s - t) <= tol_s for t in state.seen_first_s):
-            return replace(state, duplicates=state.duplicates + 1), out
-        return replace(state, late=state.late + 1), out
+            return evolve(state, duplicates=state.duplicates + 1), out
+        return evolve(state, late=state.late + 1), out
     if any(abs(packet.t_first_s - p.t_first_s) <= tol_s for p in state.pending):
-        return replace(state, duplicates=state.duplicates + 1), out
+        return evolve(state, duplicates=state.duplicates + 1), out
     reordered = state.reordered
     if state.pending and packet.t_first_s < state.pending[-1].t_first_s:
         reordered += 1
     pending = tuple(sorted((*state.pending, packet), key=lambda p: p.t_first_s))
-    state = replace(state, pending=pending, reordered=reordered)
+    state = evolve(state, pending=pending, reordered=reordered)
     state = _drain(params, state, packet.arrival_s, False, out)
     return state, out
 
@@ -197,4 +199,4 @@ def flush_all(params: ReorderParams,
 
 def restart(state: ReorderState[P]) -> ReorderState[P]:
     """Forget the time axis (the sensor's clock restarted); keep the counters."""
-    return replace(state, last_end_s=None, pending=(), seen_first_s=())
+    return evolve(state, last_end_s=None, pending=(), seen_first_s=())

@@ -51,12 +51,13 @@ Assumptions (documented because the sample app does not spell them out)
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from sensord.errors import DecodeError
 from sensord.model import FloatArray
+from sensord.state import evolve
 
 from .base import Command, DecodedSamples, Encoder, Profile, Reader, normalize_uuid
 
@@ -90,7 +91,7 @@ MAX_MESSAGE_BYTES = 4096
 _WRAP_MS = 1 << 32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: updated with evolve()
 class MovesenseState:
     """Per-connection decoder state.
 
@@ -152,7 +153,7 @@ def _decode_body(body: bytes, state: MovesenseState) -> tuple[MovesenseState, De
         wraps += 1
     t0_s = (ts_ms + wraps * _WRAP_MS) / 1000.0
     t = t0_s + np.arange(n, dtype=np.float64) / state.rate_hz
-    new_state = replace(state, last_ts_ms=ts_ms, wraps=wraps, pending=None)
+    new_state = evolve(state, last_ts_ms=ts_ms, wraps=wraps, pending=None)
     return new_state, DecodedSamples(t, acc, gyr)
 
 
@@ -187,14 +188,14 @@ def _decode(payload: bytes, state: MovesenseState) -> tuple[MovesenseState, list
                     control_message="movesense: split data packet lost its second part",
                 )
             )
-            state = replace(state, pending=None)
+            state = evolve(state, pending=None)
         if len(body) < 4:
             raise DecodeError(f"movesense data: {len(body)} byte body, no timestamp")
         if len(body) > 4 and (len(body) - 4) % stride == 0:
             state, samples = _decode_body(body, state)
             out.append(samples)
             return state, out
-        return replace(state, pending=body), out
+        return evolve(state, pending=body), out
     if state.pending is None:
         raise DecodeError("movesense: DATA_PART2 without a preceding DATA part")
     joined = state.pending + body
@@ -206,7 +207,7 @@ def _decode(payload: bytes, state: MovesenseState) -> tuple[MovesenseState, list
     if (len(joined) - 4) % stride == 0:
         state, samples = _decode_body(joined, state)
         return state, [samples]
-    return replace(state, pending=joined), []
+    return evolve(state, pending=joined), []
 
 
 @dataclass(frozen=True)

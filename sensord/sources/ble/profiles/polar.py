@@ -66,13 +66,14 @@ from __future__ import annotations
 import itertools
 import math
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
 
 from sensord.errors import DecodeError
 from sensord.model import GRAVITY_MPS2, FloatArray
+from sensord.state import evolve
 
 from .base import Command, DecodedSamples, Encoder, Profile, Reader, normalize_uuid
 
@@ -316,7 +317,7 @@ def _empty1() -> FloatArray:
     return np.empty(0)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, eq=False)  # no slots: updated with evolve()
 class PolarState:
     """Per-connection PMD decoder state.
 
@@ -409,7 +410,7 @@ def _pair(state: PolarState) -> tuple[PolarState, list[DecodedSamples]]:
     if len(at) == 0:
         # no accelerometer waiting: keep only the recent gyroscope (bounded memory)
         recent = gt >= gt[-1] - MAX_GYRO_LAG_S if len(gt) else np.zeros(0, dtype=bool)
-        return replace(state, gyr_t_s=gt[recent], gyr_dps=gyr[recent]), out
+        return evolve(state, gyr_t_s=gt[recent], gyr_dps=gyr[recent]), out
     if len(gt) == 0:
         # No gyroscope yet: hold accelerometer samples, up to MAX_GYRO_LAG_S.
         keep = at >= at[-1] - MAX_GYRO_LAG_S
@@ -418,7 +419,7 @@ def _pair(state: PolarState) -> tuple[PolarState, list[DecodedSamples]]:
             out.append(
                 DecodedSamples(at[lagging], acc[lagging], np.full((int(lagging.sum()), 3), np.nan))
             )
-        return replace(state, acc_t_s=at[keep], acc_mps2=acc[keep]), out
+        return evolve(state, acc_t_s=at[keep], acc_mps2=acc[keep]), out
     before = at < gt[0] - 0.5 / state.rate_hz
     # accelerometer samples older than the first gyroscope sample: drop (start-up only)
     ready = (~before) & (at <= gt[-1] + 0.5 / state.rate_hz)
@@ -443,7 +444,7 @@ def _pair(state: PolarState) -> tuple[PolarState, list[DecodedSamples]]:
         horizon = float(gt[-1])
     cut = max(int(np.searchsorted(gt, horizon, side="right")) - 1, 0)
     return (
-        replace(state, acc_t_s=new_at, acc_mps2=new_acc, gyr_t_s=gt[cut:], gyr_dps=gyr[cut:]),
+        evolve(state, acc_t_s=new_at, acc_mps2=new_acc, gyr_t_s=gt[cut:], gyr_dps=gyr[cut:]),
         out,
     )
 
@@ -507,9 +508,9 @@ def _decode_control(payload: bytes, state: PolarState) -> tuple[PolarState, list
             if not math.isfinite(factor) or factor == 0.0:
                 raise DecodeError(f"polar start response: unusable factor {factor!r}")
             if mtype & 0x3F == MeasurementType.ACC:
-                state = replace(state, acc_factor=factor)
+                state = evolve(state, acc_factor=factor)
             elif mtype & 0x3F == MeasurementType.GYRO:
-                state = replace(state, gyr_factor=factor)
+                state = evolve(state, gyr_factor=factor)
     if more:
         message += " (more to follow)"
     return state, [DecodedSamples(control_ok=True, control_message=message)]
@@ -529,24 +530,24 @@ def _decode_data(payload: bytes, state: PolarState) -> tuple[PolarState, list[De
     n = values.shape[0]
     if mtype == MeasurementType.ACC:
         t = _sample_times(ts_ns, n, state.last_acc_ns, state.rate_hz)
-        state = replace(state, last_acc_ns=ts_ns)
+        state = evolve(state, last_acc_ns=ts_ns)
         if not state.gyro:
             return state, [DecodedSamples(t, values, None)]
-        state = replace(
+        state = evolve(
             state,
             acc_t_s=np.concatenate([state.acc_t_s, t]),
             acc_mps2=np.concatenate([state.acc_mps2, values]),
         )
         return _pair(state)
     t = _sample_times(ts_ns, n, state.last_gyr_ns, state.rate_hz)
-    state = replace(state, last_gyr_ns=ts_ns)
+    state = evolve(state, last_gyr_ns=ts_ns)
     if not state.gyro:
         return state, [DecodedSamples(t, None, values)]
     if len(state.gyr_t_s) and t[0] <= state.gyr_t_s[-1]:
         # out-of-order or repeated frame: keep the gyro time axis increasing
         keep_new = t > state.gyr_t_s[-1]
         t, values = t[keep_new], values[keep_new]
-    state = replace(
+    state = evolve(
         state,
         gyr_t_s=np.concatenate([state.gyr_t_s, t]),
         gyr_dps=np.concatenate([state.gyr_dps, values]),

@@ -41,12 +41,13 @@ Decoded ``t_s`` are seconds of sensor time, unwrapped by the decoder state.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from sensord.errors import DecodeError
 from sensord.model import GRAVITY_MPS2, FloatArray
+from sensord.state import evolve
 
 from .base import Command, DecodedSamples, Encoder, Profile, Reader, normalize_uuid
 
@@ -183,7 +184,7 @@ def encode_packet(
     return header + ints.tobytes()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: updated with evolve()
 class SensordImuState:
     """Unwraps the 32-bit microsecond clock across notifications."""
 
@@ -229,7 +230,7 @@ class SensordImuProfile(Profile[SensordImuState]):
         t0_s = (p.timestamp_us + wraps * _WRAP_US) * 1e-6
         n = p.acc_mps2.shape[0]
         t = t0_s + np.arange(n, dtype=np.float64) / p.rate_hz
-        new_state = replace(state, last_ts_us=p.timestamp_us, wraps=wraps)
+        new_state = evolve(state, last_ts_us=p.timestamp_us, wraps=wraps)
         return new_state, [DecodedSamples(t, p.acc_mps2, p.gyr_dps, seq=p.seq)]
 
     def encoder(self, rate_hz: float | None = None, gyro: bool = True) -> SensordImuEncoder:
