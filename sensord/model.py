@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -102,6 +102,8 @@ class SampleBlock:
 
 def _clean(value: Any) -> Any:
     """JSON-ready value: non-finite floats become ``None``, numpy scalars become Python."""
+    if type(value) is float:  # the usual case, without the isinstance chain
+        return value if math.isfinite(value) else None
     if isinstance(value, float | np.floating):
         f = float(value)
         return f if math.isfinite(f) else None
@@ -113,13 +115,15 @@ def _clean(value: Any) -> Any:
 class _Record:
     """Mixin: ``to_dict`` / ``from_dict`` for flat frozen dataclasses."""
 
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every subclass is a dataclass
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (flat records: no deep copy needed)."""
-        return {k: _clean(getattr(self, k)) for k in self.field_names()}
+        return {k: _clean(getattr(self, k)) for k in self.__dataclass_fields__}
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(getattr(cls, "__dataclass_fields__", {}))
+        return tuple(cls.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,5 +65,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(fh: TextIO, steps: list[Step]) -> None:
-    for s in steps:
-        fh.write(json.dumps(s.to_dict(), separators=(",", ":")) + "\n")
+    encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for all lines
+    fh.writelines(encode(s.to_dict()) + "\n" for s in steps)
