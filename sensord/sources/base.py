@@ -29,7 +29,8 @@ run share it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, runtime_checkable
@@ -125,3 +126,22 @@ class Source(Protocol):
     async def close(self) -> None:
         """Stop streaming and release the device / file; idempotent."""
         ...
+
+
+async def paced(blocks: Iterable[SampleBlock], speed: float) -> AsyncIterator[SampleBlock]:
+    """Release each block when its last sample is due at ``speed`` times real time.
+
+    The clock starts at the first iteration and ``t_s = 0`` is due then; ``speed = 0``
+    releases blocks as fast as the consumer takes them (still yielding to the event
+    loop between blocks). Used by the sources that replay stored or simulated samples.
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for block in blocks:
+        if speed > 0:
+            delay = start + float(block.t_s[-1]) / speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        else:
+            await asyncio.sleep(0)
+        yield block

@@ -7,14 +7,13 @@ the first sample is at 0 (the live time axis); gaps in the recording stay gaps.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sensord.errors import InputError
 from sensord.model import PLACEMENTS, Placement, SampleBlock, SensorHealth
-from sensord.sources.base import SourceEvent, SourceInfo
+from sensord.sources.base import SourceEvent, SourceInfo, paced
 from sensord.sources.recording import Recording, iter_blocks, read_recording
 
 
@@ -73,17 +72,8 @@ class ReplaySource:
         t0 = float(s.t_s[0])
         shifted = SampleBlock(s.t_s - t0, s.acc_mps2, s.gyr_dps)
         per = max(1, round(self.params.block_s * rec.rate_hz))
-        loop = asyncio.get_running_loop()
-        start = loop.time()
         yield SensorHealth(t_s=0.0, connected=True)
-        for block in iter_blocks(shifted, per):
+        async for block in paced(iter_blocks(shifted, per), self.params.speed):
             if self._closed:
                 return
-            if self.params.speed > 0:
-                due = start + float(block.t_s[-1]) / self.params.speed
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(0)
             yield block  # NaN rows stay NaN: the engine treats them as a gap

@@ -7,13 +7,12 @@ each block is kept in :attr:`SimSource.truth` (for tests and benchmarks).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 from sensord.errors import InputError
-from sensord.model import SensorHealth
-from sensord.sources.base import SourceEvent, SourceInfo
+from sensord.model import SampleBlock, SensorHealth
+from sensord.sources.base import SourceEvent, SourceInfo, paced
 from sensord.sources.simulator import SimParams, TruthStep, iter_simulated_blocks
 
 
@@ -58,20 +57,15 @@ class SimSource:
         self._closed = True
 
     async def stream(self) -> AsyncIterator[SourceEvent]:
-        p = self.params
-        loop = asyncio.get_running_loop()
-        start = loop.time()
         yield SensorHealth(t_s=0.0, connected=True)
-        for block, truth in iter_simulated_blocks(p.sim, p.seed, p.block_s):
+        async for block in paced(self._blocks(), self.params.speed):
             if self._closed:
                 return
-            if len(block) == 0:
-                continue
-            self.truth.extend(truth)
-            if p.speed > 0:
-                delay = start + float(block.t_s[-1]) / p.speed - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(0)
             yield block
+
+    def _blocks(self) -> Iterator[SampleBlock]:
+        p = self.params
+        for block, truth in iter_simulated_blocks(p.sim, p.seed, p.block_s):
+            if len(block):
+                self.truth.extend(truth)
+                yield block
