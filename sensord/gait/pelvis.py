@@ -60,6 +60,7 @@ from sensord.gait import orientation, timing
 from sensord.gait.filters import (
     Ring,
     Windows,
+    clip,
     correlate_valid,
     gaussian_kernels,
     parabolic_offset,
@@ -341,7 +342,7 @@ def _windows(start: npt.NDArray[np.intp], length: int, lo: int,
     """Index windows ``start + [0, length)`` clipped to ``[lo, hi)``, and their validity."""
     idx = start[:, None] + np.arange(length)[None, :]
     valid = (idx >= lo) & (idx < hi)
-    return np.minimum(np.maximum(idx, lo), hi - 1), valid
+    return clip(idx, lo, hi - 1), valid
 
 
 def _initial_contacts(params: PelvisParams, state: PelvisState, peaks: npt.NDArray[np.intp],
@@ -393,7 +394,7 @@ def _initial_contacts(params: PelvisParams, state: PelvisState, peaks: npt.NDArr
     den = ym - 2.0 * y0 + yp
     with np.errstate(divide="ignore", invalid="ignore"):
         off = np.where(inner & (den != 0.0),
-                       np.minimum(np.maximum(0.5 * (ym - yp) / den, -0.5), 0.5), 0.0)
+                       clip(0.5 * (ym - yp) / den, -0.5, 0.5), 0.0)
         back_run = np.minimum((s_rise - baseline) / g, 0.1 * rate)
         back_walk = np.where(g > 0, (s_rise - local) / g, 0.0)
     ic = np.where(running & (g > 0), k_rise - back_run, k_rise + off - back_walk)
@@ -557,14 +558,13 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     c_net = np.concatenate([net0[None], net])[sel]
     brake = np.concatenate([brk0[None], brk])[sel]
     known = np.concatenate([[count0], count])[sel] >= orientation.MIN_FORWARD_STEPS
-    up = data[np.minimum(np.maximum(ic_i, r0), r_end - 1) - r0, _UP:_UP + 3]
+    up = data[clip(ic_i, r0, r_end - 1) - r0, _UP:_UP + 3]
     f_axis, f_ok = orientation.forward_axes(c_net, brake, up)
     f_ok &= known
 
     # stance windows [IC, FC]: impact, braking, pelvic drop
     length = stance_end - ic_i + 1
-    win = Windows.of(np.minimum(np.maximum(ic_i, r0), r_end) - r0,
-                     np.minimum(np.maximum(stance_end + 1, r0), r_end) - r0)
+    win = Windows.of(clip(ic_i, r0, r_end) - r0, clip(stance_end + 1, r0, r_end) - r0)
     seg = data[win.index]
     impact = win.reduce(np.maximum, seg[:, _AV], np.nan)
     f_each = win.spread(f_axis)
