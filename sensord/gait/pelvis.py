@@ -398,9 +398,8 @@ def _initial_contacts(params: PelvisParams, state: PelvisState, peaks: npt.NDArr
         back_run = np.minimum((s_rise - baseline) / g, 0.1 * rate)
         back_walk = np.where(g > 0, (s_rise - local) / g, 0.0)
     ic = np.where(running & (g > 0), k_rise - back_run, k_rise + off - back_walk)
-    return [_Stance(int(p), float(x), float(b), bool(r))
-            for p, x, b, r in zip(peaks.tolist(), ic.tolist(), baseline.tolist(),
-                                  (running & (g > 0)).tolist(), strict=True)]
+    return list(map(_Stance, peaks.tolist(), ic.tolist(), baseline.tolist(),
+                    (running & (g > 0)).tolist()))
 
 
 def _settle(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
@@ -440,10 +439,10 @@ def _final_contacts(params: PelvisParams, state: PelvisState) -> list[float | bo
         if again.size and t_len > first_len:
             fc[again] = _running_fc(se, d1, d0, end, peaks[again], base[again], t_len, rate)
         timed_out = np.isnan(fc) & (end >= peaks + t_len)
-        for r, k in enumerate(run):
-            if fc[r] == fc[r]:
-                out[k] = float(fc[r]) if fc[r] != np.inf else None
-            elif timed_out[r]:
+        for k, f, late in zip(run, fc.tolist(), timed_out.tolist(), strict=True):
+            if f == f:  # found (inf: no falling edge, no FC)
+                out[k] = f if f != math.inf else None
+            elif late:
                 out[k] = None
     w = round(params.walk_fc_window_s * rate)
     for k, st in enumerate(pending):
