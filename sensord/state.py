@@ -5,7 +5,9 @@ state in frozen dataclasses; each step returns a new state with some fields chan
 :func:`dataclasses.replace` does that through the generated ``__init__`` (one
 ``object.__setattr__`` per field: ~5 us for the pelvis state), and a 20 ms live block
 went through ten of them. :func:`evolve` copies the instance dict instead (~1.7 us).
-Its classes are frozen dataclasses *without* ``slots`` (they need a ``__dict__``).
+Its classes are frozen dataclasses *without* ``slots`` (they need a ``__dict__``) and
+without ``__post_init__`` (it is not run: states are plain values, validation belongs
+to the parameters).
 """
 
 from __future__ import annotations
