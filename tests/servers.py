@@ -481,6 +481,13 @@ class IngestProcess(_Process):
         self.args = args
         self.env = env or {}
 
+    @classmethod
+    def between(cls, workdir: Path, broker: MosquittoServer, influx_url: str, *extra: str,
+                env: dict[str, str] | None = None) -> IngestProcess:
+        """The bridge from ``broker`` to the InfluxDB at ``influx_url``, plus ``extra``."""
+        return cls(workdir, ["--broker", f"{broker.host}:{broker.port}",
+                             "--influx-url", influx_url, *extra], env)
+
     def _argv(self) -> list[str]:
         import sys
 

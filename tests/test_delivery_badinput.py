@@ -85,17 +85,8 @@ async def test_bad_payloads_dead_lettered_and_good_ones_around_them_written(
     tmp_path: Path, mosquitto: MosquittoServer, influxdb1: InfluxDB1Server
 ) -> None:
     influxdb1.create_database("sensord")
-    bridge = IngestProcess(
-        tmp_path / "ingest",
-        [
-            "--broker",
-            f"{mosquitto.host}:{mosquitto.port}",
-            "--influx-url",
-            influxdb1.url,
-            "--linger-ms",
-            "50",
-        ],
-    )
+    bridge = IngestProcess.between(tmp_path / "ingest", mosquitto, influxdb1.url,
+                                   "--linger-ms", "50")
     await asyncio.to_thread(bridge.start)
     try:
         async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="watch") as watch:

@@ -75,20 +75,9 @@ async def test_token_from_env_is_never_logged(
 ) -> None:
     influxdb1.create_database("sensord")
     secret = "tok-7f3a9c-do-not-log"
-    bridge = IngestProcess(
-        tmp_path / "ingest",
-        [
-            "--broker",
-            f"{mosquitto.host}:{mosquitto.port}",
-            "--influx-url",
-            influxdb1.url,
-            "--log-level",
-            "debug",
-            "--linger-ms",
-            "20",
-        ],
-        env={"SENSORD_INFLUX_TOKEN": secret},
-    )
+    bridge = IngestProcess.between(tmp_path / "ingest", mosquitto, influxdb1.url,
+                                   "--log-level", "debug", "--linger-ms", "20",
+                                   env={"SENSORD_INFLUX_TOKEN": secret})
     await asyncio.to_thread(bridge.start)
     run = RunInfo("alice", "pelvis1", "run-secret", "pelvis")
     try:

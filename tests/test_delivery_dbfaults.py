@@ -45,19 +45,8 @@ async def test_busy_database_is_retried_until_everything_is_written_once(
 ) -> None:
     influxdb1.create_database("sensord")
     flaky = FlakyHttpProxy(influxdb1.url, n_failures=3, status=status, retry_after_s=retry_after_s)
-    bridge = IngestProcess(
-        tmp_path / "ingest",
-        [
-            "--broker",
-            f"{mosquitto.host}:{mosquitto.port}",
-            "--influx-url",
-            flaky.url,
-            "--linger-ms",
-            "50",
-            "--max-backoff-s",
-            "1",
-        ],
-    )
+    bridge = IngestProcess.between(tmp_path / "ingest", mosquitto, flaky.url,
+                                   "--linger-ms", "50", "--max-backoff-s", "1")
     await asyncio.to_thread(bridge.start)
     run = RunInfo("alice", "pelvis1", f"run-busy-{status}", "pelvis")
     try:
@@ -94,17 +83,8 @@ async def test_points_the_database_rejects_are_dead_lettered_the_rest_written(
             f"{influxdb1.url}/write?db=sensord&precision=ms", data=conflict.encode(), method="POST"
         ),
     )
-    bridge = IngestProcess(
-        tmp_path / "ingest",
-        [
-            "--broker",
-            f"{mosquitto.host}:{mosquitto.port}",
-            "--influx-url",
-            influxdb1.url,
-            "--linger-ms",
-            "300",
-        ],
-    )
+    bridge = IngestProcess.between(tmp_path / "ingest", mosquitto, influxdb1.url,
+                                   "--linger-ms", "300")
     await asyncio.to_thread(bridge.start)
     run = RunInfo("alice", "pelvis1", "run-reject", "pelvis")
     steps = make_steps(20)

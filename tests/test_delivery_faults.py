@@ -41,24 +41,9 @@ SETTLE_S = 120.0
 def start_bridge(
     tmp: Path, mqtt: MosquittoServer, db: InfluxDB1Server, name: str = "ingest", *extra: str
 ) -> IngestProcess:
-    proc = IngestProcess(
-        tmp / name,
-        [
-            "--broker",
-            f"{mqtt.host}:{mqtt.port}",
-            "--influx-url",
-            db.url,
-            "--client-id",
-            f"sensord-{name}",
-            "--linger-ms",
-            "100",
-            "--max-backoff-s",
-            "2",
-            "--receive-max",
-            "200",
-            *extra,
-        ],
-    )
+    proc = IngestProcess.between(tmp / name, mqtt, db.url, "--client-id", f"sensord-{name}",
+                                 "--linger-ms", "100", "--max-backoff-s", "2",
+                                 "--receive-max", "200", *extra)
     proc.start()
     return proc
 
