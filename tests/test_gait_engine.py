@@ -11,7 +11,7 @@ from sensord.gait import resample, timing
 from sensord.gait.engine import EngineParams, analyze, finish, init_state, step, steps_only
 from sensord.gait.filters import Ring, Windows, ema_fold
 from sensord.model import Gap, SampleBlock, Step
-from sensord.sources.simulator import SimParams, simulate
+from sensord.sources.simulator import SimParams, parse_segments, simulate
 
 
 def _match(steps: list[Step], truth: list, tol_s: float = 0.08) -> tuple[list, int, int]:
@@ -116,13 +116,48 @@ def test_results_do_not_depend_on_block_splits(cuts: list[int]) -> None:
     bounds = [0, *sorted(cuts), len(samples)]
     parts = analyze(EngineParams(), [samples.slice(a, b) for a, b in zip(bounds, bounds[1:])])
     assert len(whole) == len(parts) > 20
-    for a, b in zip(whole, parts):
+    _assert_same_events(whole, parts)
+
+
+def _assert_same_events(first: list, second: list) -> None:
+    """Same events in the same order, floats equal to 1e-9 (summation order may differ)."""
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
         assert type(a) is type(b)
         for (k, va), vb in zip(a.to_dict().items(), b.to_dict().values()):
             if isinstance(va, float) and isinstance(vb, float):
                 assert va == pytest.approx(vb, abs=1e-9), k
             else:
                 assert va == vb, k
+
+
+def test_held_blocks_delay_no_step() -> None:
+    """Live-sized blocks that cannot complete a step are held and folded in with a later
+    one (``hold_blocks``): every step still comes out of the same call, with the same
+    values, as when every block is folded at once (running, walking, dropouts)."""
+    plan = parse_segments("25:run:3.2,20:walk:1.4,25:run:3.0")
+    samples = simulate(SimParams(duration_s=70.0, mount="random", jitter_ms=1.0,
+                                 dropout_rate=0.05, dropout_s=0.3, segments=plan),
+                       seed=12).samples
+
+    def per_call(hold: bool) -> tuple[list[int], list, int]:
+        params = EngineParams(hold_blocks=hold)
+        state = init_state(params)
+        calls, events, holding = [], [], 0
+        for i, blk in enumerate(_blocks(samples, 4)):
+            state, ev = step(params, state, blk)
+            holding += bool(state.held)
+            calls += [i] * len(ev)
+            events += ev
+        state, ev = finish(params, state)
+        return calls + [-1] * len(ev), events + ev, holding
+
+    calls, events, holding = per_call(True)
+    plain_calls, plain_events, plain_holding = per_call(False)
+    assert plain_holding == 0 and holding > len(samples) // 4 // 3  # most blocks held
+    assert sum(isinstance(e, Gap) for e in events) >= 2 and len(events) > 150
+    assert calls == plain_calls
+    _assert_same_events(events, plain_events)
 
 
 def test_state_stays_bounded() -> None:
@@ -135,6 +170,7 @@ def test_state_stays_bounded() -> None:
         if i % 40 == 0:
             det = state.detector
             held.append((det.raw.data.shape[0], det.der.data.shape[0], len(det.pending)))
+            assert sum(len(b) for b in state.held) <= 200  # blocks not folded in yet
     state, _ = finish(params, state)
     # the history (5 s) plus at most the last block, whatever the length of the run
     limit = round(params.pelvis.history_s * params.grid.rate_hz) + 202

@@ -16,8 +16,9 @@ metric, whatever the length of the run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,10 @@ class EngineParams:
         Pelvis detector parameters.
     foot
         Foot detector parameters (``FootParams``); ``None`` = defaults.
+    hold_blocks
+        Hold back blocks that cannot complete a step and fold them in with the next
+        (see :func:`step`): the same steps from the same calls, fewer folds per step on
+        a live stream of small notifications.
     """
 
     placement: Placement = "pelvis"
@@ -58,6 +63,7 @@ class EngineParams:
     grid: resample.ResampleParams = field(default_factory=resample.ResampleParams)
     pelvis: pelvis.PelvisParams = field(default_factory=pelvis.PelvisParams)
     foot: Any = None
+    hold_blocks: bool = True
 
     def __post_init__(self) -> None:
         if self.placement not in ("pelvis", "foot"):
@@ -71,9 +77,26 @@ class EngineParams:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class EngineState:
+    """Engine state.
+
+    Attributes
+    ----------
+    grid, detector
+        Resampler state; detector state (``PelvisState`` | ``FootState``, ``None``
+        before the first sample and after a gap).
+    samples
+        Raw samples received.
+    held, hold_until
+        Raw blocks not folded in yet, and the grid end (absolute index one past the
+        last grid sample) before which the detector cannot emit a step (0: fold every
+        block at once). See :func:`step`.
+    """
+
     grid: resample.ResampleState
-    detector: Any  # PelvisState | FootState, or None before the first sample
+    detector: Any
     samples: int = 0
+    held: tuple[SampleBlock, ...] = ()
+    hold_until: int = 0
 
 
 def init_state(params: EngineParams) -> EngineState:
@@ -104,10 +127,32 @@ def _finish_detector(params: EngineParams, state: Any) -> tuple[Any, list[Step]]
 
 def step(params: EngineParams, state: EngineState,
          block: SampleBlock) -> tuple[EngineState, list[Event]]:
-    """Fold one block of raw samples into the engine."""
-    grid, blocks, gaps = resample.step(params.grid, state.grid, block)
+    """Fold one block of raw samples into the engine.
+
+    Blocks that end before the detector's emission horizon (the earliest grid sample
+    that could complete another step, e.g. ``pelvis.emission_horizon``) are held and
+    folded in together with the block that reaches it. The results do not depend on how
+    the stream is cut, so holding changes nothing but the per-call overhead: a live
+    stream of 20 ms notifications is folded a few times per step instead of every
+    notification, and every step still comes out of the very call that completes it.
+    (A gap inside held blocks is reported when they are folded in, at most a fraction of
+    a step later.)
+    """
+    if _holds(params, state, block):
+        return EngineState(state.grid, state.detector, state.samples + len(block),
+                           (*state.held, block), state.hold_until), []
+    samples = state.samples + len(block)
+    if state.held:
+        block = SampleBlock.concat([*state.held, block])
+    grid, det, events = _fold(params, state.grid, state.detector, block)
+    return EngineState(grid, det, samples, (), _horizon(params, det)), events
+
+
+def _fold(params: EngineParams, grid: resample.ResampleState, det: Any,
+          block: SampleBlock) -> tuple[resample.ResampleState, Any, list[Event]]:
+    """Resample ``block``, run the detector over it, reset it across gaps."""
+    grid, blocks, gaps = resample.step(params.grid, grid, block)
     events: list[Event] = []
-    det = state.detector
     gap_iter = iter(gaps)
     for ub in blocks:
         if ub.reset and det is not None:
@@ -121,13 +166,47 @@ def step(params: EngineParams, state: EngineState,
         events.extend(steps)
     for gap in gap_iter:
         events.append(Gap(*gap))
-    return EngineState(grid, det, state.samples + len(block)), events
+    return grid, det, events
+
+
+#: Most raw samples held back (a bound whatever the timestamps do).
+_MAX_HELD_SAMPLES = 1000
+
+
+def _holds(params: EngineParams, state: EngineState, block: SampleBlock) -> bool:
+    """Whether ``block`` (with the held ones) still ends before the emission horizon."""
+    if not state.hold_until or not params.hold_blocks or len(block) == 0:
+        return False
+    if state.held and (state.held[0].gyr_dps is None) != (block.gyr_dps is None):
+        return False
+    if _count(state.held) + len(block) > _MAX_HELD_SAMPLES:
+        return False
+    t_max = float(block.t_s.max())
+    if not math.isfinite(t_max):  # NaN timestamps: let the resampler deal with them
+        return False
+    # the resampler's last grid index for this block is floor(t * rate) at most
+    return math.floor(t_max * params.grid.rate_hz + 1e-9) + 1 < state.hold_until
+
+
+def _count(blocks: tuple[SampleBlock, ...]) -> int:
+    return sum(len(b) for b in blocks)
+
+
+def _horizon(params: EngineParams, det: Any) -> int:
+    """Grid end before which ``det`` cannot emit (0: no bound known, fold every block)."""
+    if det is None or params.placement != "pelvis":
+        return 0
+    return pelvis.emission_horizon(params.pelvis, det)
 
 
 def finish(params: EngineParams, state: EngineState) -> tuple[EngineState, list[Event]]:
     """End of stream: emit what is still pending."""
-    det, steps = _finish_detector(params, state.detector)
-    return replace(state, detector=det), list(steps)
+    grid, det = state.grid, state.detector
+    events: list[Event] = []
+    if state.held:
+        grid, det, events = _fold(params, grid, det, SampleBlock.concat(list(state.held)))
+    det, steps = _finish_detector(params, det)
+    return EngineState(grid, det, state.samples), [*events, *steps]
 
 
 def analyze(params: EngineParams, samples: SampleBlock | Iterable[SampleBlock],

@@ -239,6 +239,28 @@ def finish_pelvis(params: PelvisParams, state: PelvisState) -> tuple[PelvisState
     return _emit(params, state, stances, [f if isinstance(f, float) else None for f in fcs])
 
 
+def emission_horizon(params: PelvisParams, state: PelvisState) -> int:
+    """The smallest grid end (absolute index one past the last sample) at which
+    :func:`step_pelvis` could emit another step.
+
+    A step comes out when the final contact of a pending stance settles. With none
+    pending, the next one needs a new hump ``c``: at or after the search position, at
+    least ``min_step_s`` after the last accepted hump, confirmed ``peak_confirm_s`` and
+    the smoothing radius later, and its FC decided at least three samples plus the edge
+    filter's radius after it. Samples before that bound cannot produce a step, so the
+    engine may fold them in later together (:func:`sensord.gait.engine.step`).
+    """
+    if state.pending:
+        return state.raw.end
+    rate = state.rate_hz
+    first = state.cand_next
+    if state.last_peak is not None:
+        first = max(first, state.last_peak + round(params.min_step_s * rate))
+    confirm = max(1, round(params.peak_confirm_s * rate)) + 1 + len(state.peak_kernel[0]) // 2
+    settle = 3 + len(state.edge_kernels[0]) // 2
+    return first + max(confirm, settle)
+
+
 def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
     """Find new humps, accept stances, settle final contacts, emit steps (in order)."""
     candidates, search_next = _humps(params, state.rate_hz, state.smooth, state.cand_next)
