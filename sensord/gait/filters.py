@@ -226,12 +226,12 @@ class Windows:
         offset = np.zeros(count.size, dtype=np.intp)
         np.cumsum(count[:-1], out=offset[1:])
         total = int(offset[-1] + count[-1]) if count.size else 0
-        index = np.arange(total, dtype=np.intp) + np.repeat(start - offset, count)
+        index = np.arange(total, dtype=np.intp) + (start - offset).repeat(count)
         return Windows(index, offset, count)
 
     def spread(self, per_window: npt.NDArray[_G]) -> npt.NDArray[_G]:
         """A per-window value repeated over the window's samples (``(total, ...)``)."""
-        return np.repeat(per_window, self.count, axis=0)
+        return per_window.repeat(self.count, axis=0)
 
     def position(self) -> npt.NDArray[np.intp]:
         """Each sample's position within its window (0 at the window start)."""
@@ -254,7 +254,7 @@ class Windows:
 
     def cumsum(self, values: FloatArray) -> FloatArray:
         """Running sum of ``values`` restarting at each window."""
-        c = np.cumsum(values)
+        c = values.cumsum()
         if not c.size:
             return c
         first = np.minimum(self.offset, c.size - 1)

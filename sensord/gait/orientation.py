@@ -143,13 +143,14 @@ def update_forward(state: ForwardState, patterns: FloatArray, memory_steps: floa
     n = patterns.shape[0]
     if n == 0:
         return state, np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
-    centred = patterns - patterns.mean(axis=1, keepdims=True)
-    early = centred[:, : PATTERN_POINTS // 4].mean(axis=1)
+    # (sums / counts: what .mean() computes, without its Python-level overhead)
+    centred = patterns - patterns.sum(axis=1, keepdims=True) / PATTERN_POINTS
+    early = centred[:, : PATTERN_POINTS // 4].sum(axis=1) / (PATTERN_POINTS // 4)
     prev = np.empty_like(centred)
     prev[1:] = centred[:-1]
     # (the very first step has no previous one: its pair gets weight 0 below)
     prev[0] = 0.0 if state.prev_pattern is None else \
-        state.prev_pattern - state.prev_pattern.mean(axis=0)
+        state.prev_pattern - state.prev_pattern.sum(axis=0) / PATTERN_POINTS
     s_, d_ = centred + prev, centred - prev
     folded = state.steps + np.arange(n)  # steps folded before each one
     w = 1.0 / np.minimum(memory_steps, folded + 1.0)
@@ -180,6 +181,7 @@ def moments(state: ForwardState) -> tuple[FloatArray, FloatArray, int]:
 
 
 MIN_FORWARD_STEPS = 4
+_EYE3 = np.eye(3)
 
 
 def forward_axes(c_net: FloatArray, braking: FloatArray,
@@ -192,17 +194,17 @@ def forward_axes(c_net: FloatArray, braking: FloatArray,
     that largest value is positive (the AP pattern outweighs the ML one).
     """
     # a horizontal basis e1, e2 per sample
-    ref = np.eye(3)[np.argmin(np.abs(up), axis=1)]
-    e1 = ref - up * np.sum(ref * up, axis=1, keepdims=True)
-    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
+    ref = _EYE3[np.abs(up).argmin(axis=1)]
+    e1 = ref - up * (ref * up).sum(axis=1, keepdims=True)
+    e1 /= np.sqrt((e1 * e1).sum(axis=1, keepdims=True))
     e2 = np.stack([up[:, 1] * e1[:, 2] - up[:, 2] * e1[:, 1],
                    up[:, 2] * e1[:, 0] - up[:, 0] * e1[:, 2],
                    up[:, 0] * e1[:, 1] - up[:, 1] * e1[:, 0]], axis=1)  # up x e1
     c1, c2 = np.einsum("nij,nj->ni", c_net, e1), np.einsum("nij,nj->ni", c_net, e2)
-    a, b, c = np.sum(e1 * c1, axis=1), np.sum(e1 * c2, axis=1), np.sum(e2 * c2, axis=1)
+    a, b, c = (e1 * c1).sum(axis=1), (e1 * c2).sum(axis=1), (e2 * c2).sum(axis=1)
     ok = 0.5 * (a + c) + np.hypot(0.5 * (a - c), b) > 0.0
     theta = 0.5 * np.arctan2(2.0 * b, a - c)
     f = np.cos(theta)[:, None] * e1 + np.sin(theta)[:, None] * e2
-    flip = np.sum(f * braking, axis=1) > 0.0  # early-step acceleration points back
+    flip = (f * braking).sum(axis=1) > 0.0  # early-step acceleration points back
     f = np.where(flip[:, None], -f, f)
     return np.where(ok[:, None], f, 0.0), ok

@@ -384,7 +384,7 @@ def _initial_contacts(params: PelvisParams, state: PelvisState, peaks: npt.NDArr
     idx, valid = _windows(peaks - w_rise, w_rise + 1, d0, d1_end)
     valid &= idx >= lo[:, None]
     slope = np.where(valid, d1[idx - d0], -np.inf)
-    i = np.argmax(slope, axis=1)
+    i = slope.argmax(axis=1)
     rows = np.arange(n)
     top = slope[rows, i]
     # a separate jolt (sharp rise, then a fall as steep) before the steepest rise starts
@@ -503,10 +503,10 @@ def _running_fc(se: FloatArray, d1: FloatArray, d0: int, end: int, peaks: npt.ND
     seg = se[idx - d0]
     level = base + 0.25 * (se[peaks - d0] - base)
     below = valid & (seg < level[:, None])
-    e = np.argmax(below, axis=1) + 2
+    e = below.argmax(axis=1) + 2
     found = below.any(axis=1) & (peaks + e < end) & (e < length)
     slope = np.where(np.arange(length)[None, :] <= e[:, None], d1[idx - d0], np.inf)
-    j = np.argmin(slope, axis=1)
+    j = slope.argmin(axis=1)
     rows = np.arange(peaks.size)
     fall = -slope[rows, j] / rate
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -575,7 +575,7 @@ def _emit(params: PelvisParams, state: PelvisState, stances: tuple[_Stance, ...]
     # each stance sees the moments after the last step folded at or before it (index 0:
     # the moments the batch started with)
     net0, brk0, count0 = orientation.moments(state.forward)
-    sel = np.cumsum(ok_prev)
+    sel = ok_prev.cumsum()
     c_net = np.concatenate([net0[None], net])[sel]
     brake = np.concatenate([brk0[None], brk])[sel]
     known = np.concatenate([[count0], count])[sel] >= orientation.MIN_FORWARD_STEPS

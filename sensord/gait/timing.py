@@ -101,9 +101,9 @@ def fold(params: TimingParams, state: TimingState, t_ic: FloatArray, t_fc: Float
     win = series[np.arange(1, n + 1)[:, None] + np.arange(k_cad)[None, :]]  # up to each step
     pos = np.arange(k_cad)
     last_pause = np.where(np.isnan(win), pos, -1).max(axis=1)
-    win = np.where(pos[None, :] > last_pause[:, None], win, np.nan)
+    srt = np.where(pos[None, :] > last_pause[:, None], win, np.nan)
+    srt.sort(axis=1)  # NaN last
     count = k_cad - 1 - last_pause
-    srt = np.sort(win, axis=1)  # NaN last
     rows = np.arange(n)
     lo_i, hi_i = np.maximum(count - 1, 0) // 2, count // 2
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -129,8 +129,8 @@ def fold(params: TimingParams, state: TimingState, t_ic: FloatArray, t_fc: Float
         hist_g = np.asarray(old_gct[name], dtype=np.float64)
         has = (side == code) & ~np.isnan(gct_ms)
         g = np.concatenate([hist_g, gct_ms[has]])
-        cs = np.concatenate([[0.0], np.cumsum(g)])
-        upto = hist_g.size + np.cumsum(has)  # this side's contacts so far, per step
+        cs = np.concatenate([[0.0], g.cumsum()])
+        upto = hist_g.size + has.cumsum()  # this side's contacts so far, per step
         first = np.maximum(upto - params.balance_steps, 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             gct_mean[name] = np.where(upto > 0, (cs[upto] - cs[first]) / (upto - first), np.nan)
