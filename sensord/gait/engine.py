@@ -138,14 +138,19 @@ def step(params: EngineParams, state: EngineState,
     (A gap inside held blocks is reported when they are folded in, at most a fraction of
     a step later.)
     """
-    if _holds(params, state, block):
-        return EngineState(state.grid, state.detector, state.samples + len(block),
-                           (*state.held, block), state.hold_until), []
     samples = state.samples + len(block)
+    if _holds(params, state, block):
+        return EngineState(state.grid, state.detector, samples, (*state.held, block),
+                           state.hold_until), []
+    grid, det = state.grid, state.detector
+    events: list[Event] = []
     if state.held:
-        block = SampleBlock.concat([*state.held, block])
-    grid, det, events = _fold(params, state.grid, state.detector, block)
-    return EngineState(grid, det, samples, (), _horizon(params, det)), events
+        if _same_kind(state.held[0], block):
+            block = SampleBlock.concat([*state.held, block])
+        else:  # the sensor dropped or added its gyroscope: fold the held blocks first
+            grid, det, events = _fold(params, grid, det, SampleBlock.concat(list(state.held)))
+    grid, det, more = _fold(params, grid, det, block)
+    return EngineState(grid, det, samples, (), _horizon(params, det)), events + more
 
 
 def _fold(params: EngineParams, grid: resample.ResampleState, det: Any,
@@ -177,7 +182,7 @@ def _holds(params: EngineParams, state: EngineState, block: SampleBlock) -> bool
     """Whether ``block`` (with the held ones) still ends before the emission horizon."""
     if not state.hold_until or not params.hold_blocks or len(block) == 0:
         return False
-    if state.held and (state.held[0].gyr_dps is None) != (block.gyr_dps is None):
+    if state.held and not _same_kind(state.held[0], block):
         return False
     if _count(state.held) + len(block) > _MAX_HELD_SAMPLES:
         return False
@@ -186,6 +191,11 @@ def _holds(params: EngineParams, state: EngineState, block: SampleBlock) -> bool
         return False
     # the resampler's last grid index for this block is floor(t * rate) at most
     return math.floor(t_max * params.grid.rate_hz + 1e-9) + 1 < state.hold_until
+
+
+def _same_kind(a: SampleBlock, b: SampleBlock) -> bool:
+    """Both with or both without gyroscope (what ``SampleBlock.concat`` joins)."""
+    return (a.gyr_dps is None) == (b.gyr_dps is None)
 
 
 def _count(blocks: tuple[SampleBlock, ...]) -> int:
