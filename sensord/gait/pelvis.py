@@ -245,20 +245,49 @@ def emission_horizon(params: PelvisParams, state: PelvisState) -> int:
 
     A step comes out when the final contact of a pending stance settles. With none
     pending, the next one needs a new hump ``c``: at or after the search position, at
-    least ``min_step_s`` after the last accepted hump, confirmed ``peak_confirm_s`` and
-    the smoothing radius later, and its FC decided at least three samples plus the edge
-    filter's radius after it. Samples before that bound cannot produce a step, so the
-    engine may fold them in later together (:func:`sensord.gait.engine.step`).
+    least ``min_step_s`` after the last accepted hump, not ruled out by the smoothed
+    signal already known (:func:`_first_possible_hump`), confirmed ``peak_confirm_s``
+    and the smoothing radius later, and its FC decided at least three samples plus the
+    edge filter's radius after it. Samples before that bound cannot produce a step, so
+    the engine may fold them in later together (:func:`sensord.gait.engine.step`).
     """
     if state.pending:
         return state.raw.end
     rate = state.rate_hz
     first = state.cand_next
     if state.last_peak is not None:
-        first = max(first, state.last_peak + round(params.min_step_s * rate))
+        first = _first_possible_hump(params, state, max(
+            first, state.last_peak + round(params.min_step_s * rate)))
     confirm = max(1, round(params.peak_confirm_s * rate)) + 1 + len(state.peak_kernel[0]) // 2
     settle = 3 + len(state.edge_kernels[0]) // 2
     return first + max(confirm, settle)
+
+
+def _first_possible_hump(params: PelvisParams, state: PelvisState, first: int) -> int:
+    """The earliest index from ``first`` on where :func:`_accept` could still accept a
+    hump, given the smoothed signal so far: in the smoothed part a hump must rise above
+    its left neighbour, top every smoothed sample of its window and clear the minimum
+    rise above the trough before it; none of that changes with more data. Past the
+    smoothed part, anything is possible."""
+    sm = state.smooth
+    sp, s0 = sm.data[:, 0], sm.start
+    wl = max(1, round(params.peak_window_s * state.rate_hz))
+    lo = max(first, s0 + wl)  # (_humps never looks before s0 + wl)
+    if lo >= sm.end or state.last_candidate is None or state.last_peak is None:
+        return lo
+    need = params.min_amplitude_g
+    if sm.end - state.last_peak <= round(params.max_step_s * state.rate_hz):
+        need = _min_rise_g(params, list(state.amplitudes))
+    a = min(max(state.last_candidate, s0), lo)
+    trough = min(state.trough_g, float(sp[a - s0: lo - s0].min())) if lo > a else state.trough_g
+    # (a few samples: plain floats are cheaper than numpy calls here)
+    vals = sp[lo - wl - s0:].tolist()  # from the first candidate's window start on
+    for j in range(len(vals) - wl):
+        v = vals[wl + j]  # candidate lo + j; its known window is vals[j:]
+        trough = min(trough, v)
+        if v > vals[wl + j - 1] and v - trough >= need and v >= max(vals[j:]):
+            return lo + j
+    return sm.end
 
 
 def _detect(params: PelvisParams, state: PelvisState) -> tuple[PelvisState, list[Step]]:
@@ -345,18 +374,22 @@ def _accept(params: PelvisParams, state: PelvisState, candidates: npt.NDArray[np
                 continue
         if walking and float(np.max(sp[c + 1 - d0: c + wl + 1 - d0])) > peak_g:
             continue
-        amp = peak_g - trough
-        need = params.min_amplitude_g
-        if amps:
-            need = max(need, params.rel_amplitude * small_median(amps))
-        if amp < need:
+        if peak_g - trough < _min_rise_g(params, amps):
             continue
+        amp = peak_g - trough
         accepted.append(c)
         amps = [*amps, amp][-params.amplitude_memory:]
         last_peak = c
         running_min = math.inf
     return evolve(state, last_peak=last_peak, last_candidate=last_candidate,
                    trough_g=running_min, amplitudes=tuple(amps), cand_next=resume), accepted
+
+
+def _min_rise_g(params: PelvisParams, amplitudes: list[float]) -> float:
+    """The rise above the trough a hump needs, given the recent accepted ones."""
+    if not amplitudes:
+        return params.min_amplitude_g
+    return max(params.min_amplitude_g, params.rel_amplitude * small_median(amplitudes))
 
 
 def _windows(start: npt.NDArray[np.intp], length: int, lo: int,
