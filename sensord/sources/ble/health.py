@@ -65,6 +65,8 @@ def on_counts(state: HealthState, *, duplicates: int = 0, late: int = 0, gaps: i
               missing_samples: int = 0, malformed: int = 0,
               queue_overflows: int = 0) -> HealthState:
     """Add to the loss / error counters."""
+    if not (duplicates or late or gaps or missing_samples or malformed or queue_overflows):
+        return state  # the usual packet: nothing to count
     return evolve(state, duplicates=state.duplicates + duplicates,
                    late=state.late + late, gaps=state.gaps + gaps,
                    missing_samples=state.missing_samples + missing_samples,

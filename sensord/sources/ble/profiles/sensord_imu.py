@@ -117,6 +117,11 @@ class Packet:
     gyr_dps: FloatArray | None
 
 
+#: Data notification header: version, flags, rate code, sample count, sequence number,
+#: timestamp (us).
+_HEADER = "<BBBBHI"
+
+
 def decode_packet(payload: bytes) -> Packet:
     """Decode one data notification.
 
@@ -127,18 +132,13 @@ def decode_packet(payload: bytes) -> Packet:
         a length that does not match the header.
     """
     r = Reader(payload, "sensord-imu packet")
-    version = r.u8()
+    version, flags, rate_code, n, seq, ts_us = r.unpack(_HEADER)
     if version != PROTOCOL_VERSION:
         raise DecodeError(f"sensord-imu: protocol version {version}, expected {PROTOCOL_VERSION}")
-    flags = r.u8()
     if flags & 0xE0:
         raise DecodeError(f"sensord-imu: reserved flag bits set in 0x{flags:02x}")
-    rate_code = r.u8()
     if rate_code not in RATE_CODES:
         raise DecodeError(f"sensord-imu: unknown rate code {rate_code}")
-    n = r.u8()
-    seq = r.u16()
-    ts_us = r.u32()
     gyro = bool(flags & FLAG_GYRO)
     stride = 12 if gyro else 6
     if n == 0:
@@ -173,7 +173,7 @@ def encode_packet(
     scaled = np.hstack(cols) * 32768.0
     ints = np.clip(np.rint(np.nan_to_num(scaled)), -32768, 32767).astype("<i2")
     header = struct.pack(
-        "<BBBBHI",
+        _HEADER,
         PROTOCOL_VERSION,
         make_flags(gyr_dps is not None, acc_range_g, gyr_range_dps),
         _RATE_TO_CODE[rate_hz],
@@ -219,7 +219,8 @@ class SensordImuProfile(Profile[SensordImuState]):
     def decode(
         self, char_uuid: str, payload: bytes, state: SensordImuState
     ) -> tuple[SensordImuState, list[DecodedSamples]]:
-        if normalize_uuid(char_uuid) != SENSORD_IMU_DATA_UUID:
+        data_uuid = SENSORD_IMU_DATA_UUID  # (bleak passes it normalised already)
+        if char_uuid != data_uuid and normalize_uuid(char_uuid) != data_uuid:
             raise DecodeError(
                 f"sensord-imu: notification from unexpected characteristic {char_uuid}"
             )
