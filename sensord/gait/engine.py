@@ -83,7 +83,7 @@ class EngineState:
     ----------
     grid, detector
         Resampler state; detector state (``PelvisState`` | ``FootState``, ``None``
-        before the first sample and after a gap).
+        before the first grid sample).
     samples
         Raw samples received.
     held, hold_until
@@ -135,8 +135,8 @@ def step(params: EngineParams, state: EngineState,
     the stream is cut, so holding changes nothing but the per-call overhead: a live
     stream of 20 ms notifications is folded a few times per step instead of every
     notification, and every step still comes out of the very call that completes it.
-    (A gap inside held blocks is reported when they are folded in, at most a fraction of
-    a step later.)
+    (A gap inside held blocks is reported when they are folded in, a fraction of a
+    second later.)
     """
     samples = state.samples + len(block)
     if _holds(params, state, block):

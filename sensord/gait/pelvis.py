@@ -374,9 +374,9 @@ def _accept(params: PelvisParams, state: PelvisState, candidates: npt.NDArray[np
                 continue
         if walking and float(np.max(sp[c + 1 - d0: c + wl + 1 - d0])) > peak_g:
             continue
-        if peak_g - trough < _min_rise_g(params, amps):
-            continue
         amp = peak_g - trough
+        if amp < _min_rise_g(params, amps):
+            continue
         accepted.append(c)
         amps = [*amps, amp][-params.amplitude_memory:]
         last_peak = c
