@@ -135,8 +135,8 @@ def step(params: EngineParams, state: EngineState,
     the stream is cut, so holding changes nothing but the per-call overhead: a live
     stream of 20 ms notifications is folded a few times per step instead of every
     notification, and every step still comes out of the very call that completes it.
-    (A gap inside held blocks is reported when they are folded in, a fraction of a
-    second later.)
+    (A gap inside held blocks is reported when they are folded in, at most
+    ``_MAX_HOLD_S`` later.)
     """
     samples = state.samples + len(block)
     if _holds(params, state, block):
@@ -202,11 +202,20 @@ def _count(blocks: tuple[SampleBlock, ...]) -> int:
     return sum(len(b) for b in blocks)
 
 
+#: Longest a block is held back, s of signal past what the detector has seen.
+_MAX_HOLD_S = 0.5
+
+
 def _horizon(params: EngineParams, det: Any) -> int:
-    """Grid end before which ``det`` cannot emit (0: no bound known, fold every block)."""
-    if det is None or params.placement != "pelvis":
+    """Grid end before which ``det`` cannot emit (0: fold every block at once)."""
+    if det is None:
         return 0
-    return pelvis.emission_horizon(params.pelvis, det)
+    if params.placement == "pelvis":
+        horizon = pelvis.emission_horizon(params.pelvis, det)
+    else:
+        horizon = _foot_module().emission_horizon(params.foot_params(), det)
+    cap: int = det.raw.end + round(_MAX_HOLD_S * det.rate_hz)
+    return min(int(horizon), cap)
 
 
 def finish(params: EngineParams, state: EngineState) -> tuple[EngineState, list[Event]]:

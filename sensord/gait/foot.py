@@ -371,6 +371,22 @@ def finish_foot(params: FootParams, state: FootState) -> tuple[FootState, list[S
     return state, []
 
 
+def emission_horizon(params: FootParams, state: FootState) -> int:
+    """The smallest grid end (absolute index one past the last sample) at which
+    :func:`step_foot` could report another contact.
+
+    With a gyroscope a contact is reported at its toe-off, after its initial contact;
+    with none pending, the next initial contact is the end of a swing lobe at or after
+    the search position ``scan``, decided once ``impact_window_s`` of signal follows
+    it. A pitch-axis update (at ``next_update``) may rescan the ring and report strides
+    at once, so the bound never passes it. Accelerometer-only streams (whose contacts
+    are found around still intervals, looking back) get no bound.
+    """
+    if state.pending_ic is not None or not state.has_gyro:
+        return state.raw.end
+    return min(state.scan + _n(params.impact_window_s, state.rate_hz), state.next_update + 1)
+
+
 # --------------------------------------------------------------------------------------
 # per-sample signals and orientation
 
