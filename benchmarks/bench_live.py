@@ -91,6 +91,8 @@ class StreamResult:
     loss_pct: float = 0.0
     engine_calls: int = 0
     engine_cpu_s: float = 0.0
+    #: engine calls and CPU by kind: "held" (block held back), "fold", "fold+step"
+    engine_kinds: dict[str, list[float]] = field(default_factory=dict)
 
 
 async def _consume(col: BleCollector, until: float, with_engine: bool,
@@ -111,8 +113,13 @@ async def _consume(col: BleCollector, until: float, with_engine: bool,
                 cpu0 = time.thread_time()
                 estate, events = engine.step(eparams, estate, ev)
                 if measuring:
+                    cpu = time.thread_time() - cpu0
                     res.engine_calls += 1
-                    res.engine_cpu_s += time.thread_time() - cpu0
+                    res.engine_cpu_s += cpu
+                    kind = "held" if estate.held else ("fold+step" if events else "fold")
+                    n_cpu = res.engine_kinds.setdefault(kind, [0.0, 0.0])
+                    n_cpu[0] += 1
+                    n_cpu[1] += cpu
                 for e in events:
                     if measuring and isinstance(e, Step) and e.t_fc is not None:
                         res.steps += 1
@@ -187,6 +194,9 @@ def main() -> int:
     print(f"    CPU with engine: {cpu * 100:.2f} % of one core; the engine alone "
           f"{r.engine_cpu_s / max(r.engine_calls, 1) * 1e6:.0f} us per notification "
           f"(offline, warm, on 20 ms blocks: see bench_engine.py)")
+    print("    engine calls: " + ", ".join(
+        f"{kind} {n / max(r.engine_calls, 1) * 100:.0f} % at {t / max(n, 1) * 1e6:.0f} us"
+        for kind, (n, t) in sorted(r.engine_kinds.items())))
 
     print("\n[2] CPU per 200 Hz stream, target < 2 % of one core: the process's CPU with 1 and "
           f"with {MANY} streams; per stream = the difference / {MANY - 1} (what each added "
