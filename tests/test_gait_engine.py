@@ -132,6 +132,37 @@ def _assert_same_events(first: list, second: list) -> None:
                 assert va == vb, k
 
 
+def _per_call(placement: str, blocks: list[SampleBlock],
+              hold: bool) -> tuple[list[int], list, int]:
+    """Events, the index of the call that returned each (-1: finish) and how many calls
+    left blocks held."""
+    params = EngineParams(placement=placement, hold_blocks=hold)
+    state = init_state(params)
+    calls, events, holding = [], [], 0
+    for i, blk in enumerate(blocks):
+        state, ev = step(params, state, blk)
+        holding += bool(state.held)
+        calls += [i] * len(ev)
+        events += ev
+    state, ev = finish(params, state)
+    return calls + [-1] * len(ev), events + ev, holding
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=20))
+def test_holding_delays_no_step_whatever_the_block_sizes(sizes: list[int]) -> None:
+    samples = _CHUNK_REC.samples
+    bounds, k = [0], 0
+    while bounds[-1] < len(samples):  # the sizes, over and over
+        bounds.append(min(len(samples), bounds[-1] + sizes[k % len(sizes)]))
+        k += 1
+    blocks = [samples.slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    calls, events, _ = _per_call("pelvis", blocks, hold=True)
+    plain_calls, plain_events, _ = _per_call("pelvis", blocks, hold=False)
+    assert calls == plain_calls
+    _assert_same_events(events, plain_events)
+
+
 def _run_walk_with_dropouts() -> tuple[str, list[SampleBlock]]:
     plan = parse_segments("25:run:3.2,20:walk:1.4,25:run:3.0")
     samples = simulate(SimParams(duration_s=70.0, mount="random", jitter_ms=1.0,
@@ -193,21 +224,8 @@ def test_held_blocks_delay_no_step(stream) -> None:
     dropouts, a sensor whose gyroscope stops reporting, real walking with turns, a foot
     sensor in its raw mounting)."""
     placement, blocks = stream()
-
-    def per_call(hold: bool) -> tuple[list[int], list, int]:
-        params = EngineParams(placement=placement, hold_blocks=hold)
-        state = init_state(params)
-        calls, events, holding = [], [], 0
-        for i, blk in enumerate(blocks):
-            state, ev = step(params, state, blk)
-            holding += bool(state.held)
-            calls += [i] * len(ev)
-            events += ev
-        state, ev = finish(params, state)
-        return calls + [-1] * len(ev), events + ev, holding
-
-    calls, events, holding = per_call(True)
-    plain_calls, plain_events, plain_holding = per_call(False)
+    calls, events, holding = _per_call(placement, blocks, hold=True)
+    plain_calls, plain_events, plain_holding = _per_call(placement, blocks, hold=False)
     assert plain_holding == 0 and holding > len(blocks) // 10  # the hold path ran
     assert sum(isinstance(e, Step) for e in events) > 25
     if stream in (_run_walk_with_dropouts, _foot_run_walk_with_dropouts):
