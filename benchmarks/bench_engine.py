@@ -21,6 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+#: The checkout this script belongs to: measured in-process and in the subprocesses,
+#: whatever ``sensord`` an editable install elsewhere points at.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 CHILD = """
 import resource, sys
 from sensord.gait.engine import EngineParams, init_state, step, finish
@@ -54,7 +59,7 @@ def main() -> None:
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "sensord.cli", "analyze", str(path),
                             "--placement", "pelvis", "--out", str(Path(d) / "s.jsonl")],
-                           capture_output=True, text=True, check=True)
+                           capture_output=True, text=True, check=True, cwd=ROOT)
         wall = time.perf_counter() - t0
     print(f"sensord analyze, {args.minutes:.0f} min at 200 Hz, 6 axes ({size_mb:.0f} MB CSV): "
           f"{wall:.2f} s wall, process start and file reading included ({r.stderr.strip()})")
@@ -73,7 +78,7 @@ def main() -> None:
 
     for label, dur in (("10 min", 600.0), (f"{args.memory_hours:g} h", args.memory_hours * 3600)):
         out = subprocess.run([sys.executable, "-c", CHILD, str(dur)], capture_output=True,
-                             text=True, check=True).stdout.split()
+                             text=True, check=True, cwd=ROOT).stdout.split()
         print(f"peak memory streaming a {label} run: {float(out[1]):.0f} MB ({out[0]} steps)")
 
 
