@@ -150,7 +150,8 @@ def step(params: EngineParams, state: EngineState,
         else:  # the sensor dropped or added its gyroscope: fold the held blocks first
             grid, det, events = _fold(params, grid, det, SampleBlock.concat(list(state.held)))
     grid, det, more = _fold(params, grid, det, block)
-    return EngineState(grid, det, samples, (), _horizon(params, det)), events + more
+    hold_until = _horizon(params, det) if params.hold_blocks else 0
+    return EngineState(grid, det, samples, (), hold_until), events + more
 
 
 def _fold(params: EngineParams, grid: resample.ResampleState, det: Any,
@@ -180,7 +181,7 @@ _MAX_HELD_SAMPLES = 1000
 
 def _holds(params: EngineParams, state: EngineState, block: SampleBlock) -> bool:
     """Whether ``block`` (with the held ones) still ends before the emission horizon."""
-    if not state.hold_until or not params.hold_blocks or len(block) == 0:
+    if not state.hold_until or len(block) == 0:
         return False
     if state.held and not _same_kind(state.held[0], block):
         return False
