@@ -24,6 +24,7 @@ form bleak and Bumble print; :func:`uuid16` expands a 16-bit SIG UUID and
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from abc import ABC, abstractmethod
@@ -68,6 +69,7 @@ def uuid16(short: int) -> str:
     return f"{short & 0xFFFF:08x}{BLUETOOTH_BASE_UUID_SUFFIX}"
 
 
+@functools.lru_cache(maxsize=256)  # decoders check a few UUIDs on every notification
 def normalize_uuid(uuid: str) -> str:
     """Lower-case 128-bit form of ``uuid``; 16- and 32-bit short forms are expanded.
 

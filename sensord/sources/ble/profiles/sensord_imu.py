@@ -219,8 +219,7 @@ class SensordImuProfile(Profile[SensordImuState]):
     def decode(
         self, char_uuid: str, payload: bytes, state: SensordImuState
     ) -> tuple[SensordImuState, list[DecodedSamples]]:
-        data_uuid = SENSORD_IMU_DATA_UUID  # (bleak passes it normalised already)
-        if char_uuid != data_uuid and normalize_uuid(char_uuid) != data_uuid:
+        if normalize_uuid(char_uuid) != SENSORD_IMU_DATA_UUID:
             raise DecodeError(
                 f"sensord-imu: notification from unexpected characteristic {char_uuid}"
             )
