@@ -347,9 +347,10 @@ def test_toe_off_is_reported_within_50_ms() -> None:
         t_now = (a + step_n) / 200.0
         lat += [t_now - s.t_fc for s in out if s.t_fc is not None]
     assert len(lat) > 10
-    # contacts after the first orientation update come within 50 ms of toe-off
-    assert np.median(lat) < 0.05
-    assert sorted(lat)[-3] < 0.05
+    # contacts after the first orientation update come once the swing lobe begins (the
+    # toe-off is the last toes-down lobe before it): within 100 ms of toe-off
+    assert np.median(lat) < 0.1
+    assert sorted(lat)[-3] < 0.1
 
 
 # --------------------------------------------------------------------------------------
@@ -386,6 +387,30 @@ def test_simulator_running_foot(gyro: bool, rate_hz: float, tol_ms: float,
     cad = np.median([s.cadence_spm for s in steps if s.cadence_spm is not None])
     true_cad = np.median([t.cadence_spm for t in truth])  # type: ignore[attr-defined]
     assert abs(cad - true_cad) < 1.0
+
+
+@pytest.mark.parametrize("strike", ["rear", "fore"])
+@pytest.mark.parametrize(("cadence_spm", "gct_ms"), [(160.0, 190.0), (185.0, 190.0),
+                                                    (160.0, 270.0), (185.0, 270.0)])
+def test_simulator_contact_times_across_strikes(strike: str, cadence_spm: float,
+                                                gct_ms: float) -> None:
+    """Short contacts of a heel striker: the foot slap (a toes-down rotation right after
+    touch-down) runs into the push-off with hardly a flat-foot pause. The toe-off is
+    the last toes-down lobe before the swing, not the slap (which once put the toe-off
+    a whole stride late: GCT errors of 400-600 ms and half the contacts missed)."""
+    sim = pytest.importorskip("sensord.sources.simulator")
+    sp = sim.SimParams(duration_s=30.0, placement="foot", sensor_side="left",
+                       mount="random", cadence_spm=cadence_spm, gct_ms=gct_ms,
+                       foot_strike=strike)
+    r = sim.simulate(sp, seed=4)
+    s = r.samples
+    steps = _run(s.acc_mps2, s.gyr_dps, 200.0)
+    truth = [t for t in r.truth if t.side == "left" and t.observed]
+    ic_s = np.array([t.t_ic for t in truth]) - float(s.t_s[0])
+    tc_s = np.array([t.t_fc for t in truth]) - float(s.t_s[0])
+    matched, extra, _, gct_err = _match(steps, ic_s, tc_s)
+    assert extra == 0 and matched >= 0.9 * len(ic_s)
+    assert np.mean(np.abs(gct_err)) * 1000.0 <= 15.0
 
 
 # --------------------------------------------------------------------------------------

@@ -28,11 +28,12 @@ With a gyroscope (Rampp et al. 2015; Falbriard et al. 2018; Salarian et al. 2004
   (Alexander 1984) and the impact onset is used: runners land with a sharp transient.
   A mid-swing knock (jerk while the foot still swings fast) is not a touch-down, and an
   "impact" that does not stand out of the swing's own jerk is ignored.
-- **Toe-off (FC)**: once the heel-strike rotation has settled, the push-off is the
-  toes-down rotation beyond a fraction of the recent swing peak; toe-off is its deepest
-  rate (Falbriard et al. 2018: minimum of the pitch angular velocity), confirmed as
-  soon as the rate has recovered half of it, i.e. a few tens of milliseconds after
-  toe-off. The contact is reported then.
+- **Toe-off (FC)**: the push-off is a toes-down rotation beyond a fraction of the
+  recent swing peak, and the last one before the swing lobe: the heel-strike rotation
+  (foot slap) is toes-down too, and in a short contact no flat-foot pause may separate
+  the two. Toe-off is the deepest rate of that last lobe (Falbriard et al. 2018:
+  minimum of the pitch angular velocity), confirmed once the swing lobe begins, a few
+  tens of milliseconds after toe-off. The contact is reported then.
 
 Without a gyroscope a stance is anchored on a *still* interval (foot flat on the
 ground: ``|a|`` within ``still_tol_g`` of 1 g for ``still_window_s``, the
@@ -88,7 +89,7 @@ _RAW_CH = 6
 _P, _J, _DN, _AN = 0, 1, 2, 3
 _SIG_CH = 4
 
-_UNKNOWN, _STANCE, _SWING, _PUSH = 0, 1, 2, 3
+_UNKNOWN, _STANCE, _SWING = 0, 1, 2
 
 _FOOT_TIMING = timing.TimingParams(steps_per_contact=2)
 
@@ -128,9 +129,6 @@ class FootParams:
     swing_frac, min_swing_dps
         Swing onset: the pitch rate must pass ``max(min_swing_dps, swing_frac *``
         recent swing peak``)``.
-    settle_s
-        After the initial contact, the toe-off is only looked for once the heel-strike
-        rotation has settled (toes-down rate below half the swing threshold) this long.
     impact_ratio
         An impact transient must reach this multiple of the mean jerk of the swing
         before it; otherwise the end of the swing lobe alone gives the contact.
@@ -196,7 +194,6 @@ class FootParams:
     swing_frac: float = 0.3
     min_swing_dps: float = 100.0
     push_frac: float = 0.5
-    settle_s: float = 0.06
     impact_ratio: float = 3.0
     peak_memory: float = 0.2
     min_gct_s: float = 0.08
@@ -647,32 +644,24 @@ def _detect_gyro(w: _Work) -> None:
                 continue
             return
         p = p_all[start - base:limit - base]
-        if w.phase == _PUSH:
-            # toe-off: the deepest toes-down rate, confirmed once it has half recovered
-            cm = np.minimum.accumulate(p)
-            k = _first(p >= 0.5 * cm)
-            if k is None:
-                if limit < end:
-                    w.reset_phase(limit)
-                    continue
-                return
-            _toe_off_gyro(w, start, start + k)
-            continue
-        # stance or unknown: the heel-strike rotation settles, then the push-off begins
-        # settled: the toes-down rate stays below half the swing threshold for settle_s
-        bad = np.concatenate([[0], np.cumsum(p <= -0.5 * thr)])
-        ns = w.n(prm.settle_s)
-        ksettle = _first(bad[ns:] == bad[:-ns]) if bad.shape[0] > ns else None
+        # stance or unknown: the toe-off ends the last push-off lobe (toes down faster
+        # than `push`) before the swing lobe begins (toes up faster than `thr`). The
+        # heel-strike rotation is a toes-down lobe too, but it comes first; a flat-foot
+        # pause may separate the two or, in short contacts, not.
         push = thr if w.swing_peak is None else max(thr, prm.push_frac * w.swing_peak)
-        kpush = None if ksettle is None else _first(p[ksettle:] <= -push)
-        if ksettle is None or kpush is None:
+        kp = _first(p <= -push)
+        ks = None if kp is None else _first(p[kp:] >= thr)
+        if kp is None or ks is None:
             if limit < end:
                 w.reset_phase(limit)
                 continue
-            if ksettle is not None and w.pending_ic is None:
-                w.scan = start + ksettle
+            w.scan = end if kp is None else start + kp  # (nothing before it matters)
             return
-        w.phase, w.scan = _PUSH, start + ksettle + kpush
+        ks += kp
+        last = kp + int(np.flatnonzero(p[kp:ks] <= -push)[-1])
+        quiet = np.flatnonzero(p[kp:last] > -0.5 * thr)  # between two toes-down lobes
+        lobe = kp + (int(quiet[-1]) + 1 if quiet.shape[0] else 0)
+        _toe_off_gyro(w, start + lobe, start + ks)
 
 
 def _zero_cross(y0: float, y1: float) -> float:
