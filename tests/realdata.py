@@ -33,6 +33,9 @@ class LowerBackTrial:
     name: str
     samples: SampleBlock
     bouts: list[Bout]
+    #: every finite initial contact of the second reference system (INDIP, a multi-sensor
+    #: wearable), to show how far the two references agree
+    indip_ic_s: FloatArray
 
 
 def lowerback_trials(tests: tuple[str, ...] = ("Test5",)) -> list[LowerBackTrial] | None:
@@ -68,8 +71,21 @@ def lowerback_trials(tests: tuple[str, ...] = ("Test5",)) -> list[LowerBackTrial
                                       float(np.nanmean(np.atleast_1d(b.Cadence)))))
                 if bouts:
                     out.append(LowerBackTrial(f"{who} {test} {trial}",
-                                              SampleBlock(t, acc, gyr), bouts))
+                                              SampleBlock(t, acc, gyr), bouts,
+                                              _all_ics(tri.Standards, "INDIP")))
     return out
+
+
+def _all_ics(standards: object, system: str) -> FloatArray:
+    """Every finite initial contact of one reference system (empty if it has none)."""
+    ref = getattr(standards, system, None)
+    if ref is None:
+        return np.empty(0)
+    mw = ref.MicroWB
+    ics = [np.atleast_1d(b.InitialContact_Event).astype(float)
+           for b in (mw if isinstance(mw, np.ndarray) else [mw])]
+    ic = np.concatenate(ics) if ics else np.empty(0)
+    return np.sort(ic[np.isfinite(ic)])
 
 
 def median_cadence_spm(ic_s: FloatArray) -> float:
