@@ -140,6 +140,63 @@ def test_report_unknown_run_in_store_exits_2(store: Path,
     assert "ben-run-1" in err
 
 
+RUNNER_TOML = """
+[runner]
+id = "dana"
+[targets]
+cadence_min_spm = 164.0
+cadence_max_spm = 172.0
+[baseline]
+warmup_s = 60.0
+window_s = 120.0
+[protocol]
+repeat = 2
+[[protocol.intervals]]
+activity = "run"
+duration_s = 240
+[[protocol.intervals]]
+activity = "walk"
+duration_s = 60
+"""
+
+
+def test_report_uses_the_runners_config(recording: Path, tmp_path: Path) -> None:
+    """``--config``: the runner's own targets, baseline window and plan, as ``sensord run``
+    uses them (the defaults would draw 170-180 spm and, on a 10-minute run, compare
+    thirds of the run instead of the baseline window)."""
+    cfg = tmp_path / "dana.toml"
+    cfg.write_text(RUNNER_TOML)
+    out = tmp_path / "config.html"
+    assert main(["report", str(recording), "-o", str(out), "--config", str(cfg)]) == 0
+    html = out.read_text()
+    assert "target band 164–172 spm" in html and "target band 170–180" not in html
+    assert "Baseline = median of early (baseline) (1:00–3:00)" in html
+    assert "(240 s run / 60 s walk) x 2" in html and "overall compliance" in html
+    default = tmp_path / "default.html"
+    assert main(["report", str(recording), "-o", str(default)]) == 0
+    assert "target band 170–180 spm" in default.read_text()
+    # a stored run keeps its alerts, and its charts follow the config too
+    from sensord.runtime import JsonlStore
+    from tests.test_stack_queries import run_events
+
+    store = JsonlStore(tmp_path / "runs", FATIGUED.info)
+    for e in run_events(FATIGUED):
+        store.add(e)  # type: ignore[arg-type]
+    store.close()
+    out2 = tmp_path / "stored.html"
+    assert main(["report", str(store.path), "-o", str(out2), "--config", str(cfg)]) == 0
+    assert "target band 164–172 spm" in out2.read_text()
+
+
+def test_report_bad_config_exits_2(recording: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[targets]\ncadence_min_spm = 'fast'\n")
+    assert main(["report", str(recording), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.toml" in err[0] and "cadence_min_spm" in err[0]
+
+
 def test_report_from_sensord_run_jsonl_store(tmp_path: Path) -> None:
     from sensord.runtime import JsonlStore
     from tests.test_stack_queries import run_events

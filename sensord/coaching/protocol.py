@@ -160,7 +160,9 @@ def plan_from_mapping(d: Mapping[str, Any]) -> IntervalPlan:
         if isinstance(dur, bool) or not isinstance(dur, int | float) or not dur > 0:
             raise ValueError(f"intervals[{i}].duration_s: must be a number > 0, got {dur!r}")
         items.append(PlannedInterval(act, float(dur)))
-    return IntervalPlan(tuple(items * repeat))
+    # the same plan in the text form parse_plan reads (for reports)
+    text = " / ".join(f"{iv.duration_s:g} s {iv.activity}" for iv in items)
+    return IntervalPlan(tuple(items * repeat), f"({text}) x {repeat}" if repeat > 1 else text)
 
 
 @dataclass(frozen=True, slots=True)

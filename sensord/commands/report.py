@@ -10,11 +10,16 @@ from ``SENSORD_INFLUX_TOKEN`` or ``--influx-token-file`` (never a flag).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensord.errors import InputError, ServiceError
+
+if TYPE_CHECKING:
+    from sensord.coaching.params import CoachParams
 
 HELP = "self-contained HTML report of a run"
 
@@ -31,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--db", default="sensord", help="InfluxQL database (default sensord)")
     a("--influx-token-file", type=Path,
       help="file holding the database token or user:password (else $SENSORD_INFLUX_TOKEN)")
-    a("--runner", default="runner", help="runner name for a recording without metadata")
+    a("--config", help="the runner's TOML config (as for sensord run): coaching targets "
+                       "and thresholds, runner name and return-to-run plan")
+    a("--runner", help="runner name for a recording without metadata (default: the "
+                       "config's, else 'runner')")
     a("--pain", action="append", default=[], metavar="MM:SS=SCORE[ LOCATION]",
       help="pain report for a recording, e.g. '25:00=4 left knee' (repeatable)")
     a("--plan", help="return-to-run plan for the compliance table, "
@@ -65,6 +73,20 @@ def _parse_pain_arg(text: str) -> tuple[float, str]:
     return t, what.strip()
 
 
+def _config(args: argparse.Namespace) -> tuple[CoachParams | None, str, str | None]:
+    """Coaching parameters (``None``: defaults), runner name and plan from the flags and
+    the runner's config; flags win."""
+    runner, plan = args.runner, args.plan
+    if not args.config:
+        return None, runner or "runner", plan
+    from sensord.coaching.config import load_config
+
+    cfg = load_config(args.config)
+    if plan is None and cfg.protocol is not None:
+        plan = cfg.protocol.text  # (the text form parse_plan reads, either TOML form)
+    return cfg.params, runner or cfg.runner_id or "runner", plan
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the report and write it."""
     from sensord.report import build_report
@@ -80,11 +102,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give either --influx-url or --store, not both")
     if (args.influx_url or args.store) and args.pain:
         raise InputError("--pain applies to recordings; stored runs carry their reports")
-    if args.plan is not None:
+    coach, runner, plan = _config(args)
+    if plan is not None:
         from sensord.coaching.protocol import parse_plan
 
         try:
-            parse_plan(args.plan)  # fail before the (slow) analysis
+            parse_plan(plan)  # fail before the (slow) analysis
         except ValueError as e:
             raise InputError(f"--plan: {e}") from None
     if args.store and Path(args.store).is_dir():
@@ -111,8 +134,10 @@ def run(args: argparse.Namespace) -> int:
             from sensord.coaching.pain import parse_pain
 
             pain = [parse_pain(what, t) for t, what in map(_parse_pain_arg, args.pain)]
-            data = from_recording(path, pain=pain, runner=args.runner)
-    html = build_report(data, plan_text=args.plan)
+            data = from_recording(path, pain=pain, runner=runner, coach=coach)
+    if coach is not None:  # a stored run: its alerts stand, its charts use the config
+        data = dataclasses.replace(data, coach=coach)
+    html = build_report(data, plan_text=plan)
     out = args.output or f"{data.info.run_id}.html"
     if out == "-":
         sys.stdout.write(html)

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         if local is not None:
             local.__exit__(None, None, None)
     report = Path(args.report) if args.report else store / f"{run_id}.html"
-    _write_report(info, outputs, report)
+    _write_report(info, outputs, report, coach)
     steps = [o for o in outputs if isinstance(o, Step)]
     alerts = [o for o in outputs if isinstance(o, Alert) and o.state == "raised"]
     print(f"done: {len(steps)} steps, {len(alerts)} alerts; store {store / (run_id + '.jsonl')}; "
@@ -243,12 +243,14 @@ def _to_view(view: LiveView) -> Callable[[Output], None]:
     return on_output
 
 
-def _write_report(info: RunInfo, outputs: list[Output], path: Path) -> None:
+def _write_report(info: RunInfo, outputs: list[Output], path: Path,
+                  coach: CoachParams) -> None:
     from sensord.report.data import from_events
     from sensord.report.html import render
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(from_events(info, outputs, source="sensord run")), encoding="utf-8")
+    path.write_text(render(from_events(info, outputs, source="sensord run", coach=coach)),
+                    encoding="utf-8")
 
 
 class _Printer:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sensord.coaching.params import CoachParams
 from sensord.errors import InputError, ServiceError
 from sensord.model import (
     Alert,
@@ -60,6 +61,10 @@ class RunData:
         Walk/run/still bouts (for return-to-run compliance), possibly empty.
     source
         Where the data came from, for the report header.
+    coach
+        The coaching parameters the run is judged against: the warm-up and baseline
+        windows and the cadence target band of the charts (the runner's config, or the
+        defaults).
     """
 
     info: RunInfo
@@ -71,6 +76,7 @@ class RunData:
     bouts: tuple[ActivityBout, ...] = ()
     source: str = ""
     started_at_ms: int | None = field(default=None)
+    coach: CoachParams = field(default_factory=CoachParams)
 
     @property
     def duration_s(self) -> float:
@@ -97,7 +103,8 @@ def bouts_from_summaries(summaries: Sequence[FormSummary]) -> tuple[ActivityBout
 
 
 def from_events(info: RunInfo, events: Iterable[object], source: str = "events",
-                bouts: Sequence[ActivityBout] = ()) -> RunData:
+                bouts: Sequence[ActivityBout] = (), coach: CoachParams | None = None
+                ) -> RunData:
     """A :class:`RunData` from a mixed stream of model objects."""
     steps: list[Step] = []
     summaries: list[FormSummary] = []
@@ -125,12 +132,14 @@ def from_events(info: RunInfo, events: Iterable[object], source: str = "events",
         health=tuple(sorted(health, key=lambda h: h.t_s)),
         bouts=tuple(bouts) or bouts_from_summaries(summaries),
         source=source,
+        coach=coach or CoachParams(),
     )
 
 
 def from_recording(path: str | Path, pain: Sequence[PainReport] = (),
-                   runner: str = "runner") -> RunData:
-    """Run the gait engine and the coaching detectors over a recording.
+                   runner: str = "runner", coach: CoachParams | None = None) -> RunData:
+    """Run the gait engine and the coaching detectors (``coach``: the runner's
+    parameters, default the defaults) over a recording.
 
     Raises
     ------
@@ -139,7 +148,6 @@ def from_recording(path: str | Path, pain: Sequence[PainReport] = (),
     """
     from sensord.coaching.detectors import bouts as coach_bouts
     from sensord.coaching.detectors import run_offline
-    from sensord.coaching.params import CoachParams
     from sensord.gait.engine import EngineParams, analyze, steps_only
     from sensord.sources.recording import read_recording
 
@@ -153,13 +161,14 @@ def from_recording(path: str | Path, pain: Sequence[PainReport] = (),
     steps = steps_only(analyze(params, rec.samples))
     if not steps:
         raise InputError(f"{path}: no steps found in the recording; is it a run or walk?")
-    state, events = run_offline(CoachParams(), steps, pain)
+    coach = coach or CoachParams()
+    state, events = run_offline(coach, steps, pain)
     bouts = tuple(ActivityBout(b.activity, b.start_s, b.end_s) for b in coach_bouts(state))
     info = RunInfo(runner_id=rec.metadata.get("runner", runner),
                    sensor_id=rec.metadata.get("sensor", "recording"),
                    run_id=Path(path).stem, placement=placement)  # type: ignore[arg-type]
     return from_events(info, [*steps, *events, *pain], source=f"recording {Path(path).name}",
-                       bouts=bouts)
+                       bouts=bouts, coach=coach)
 
 
 # ----------------------------------------------------------------------------- InfluxQL

@@ -13,16 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from sensord.coaching.params import CoachParams
 from sensord.report.data import ActivityBout, RunData
 from sensord.report.svg import PALETTE, Band, Marker, Series, bar_chart, line_chart, timeline
-
-#: The coaching defaults: warm-up ignored, then the baseline window (run time, seconds),
-#: and the target cadence band.
-_COACH = CoachParams()
-WARMUP_S = _COACH.warmup_s
-BASELINE_WINDOW_S = _COACH.baseline_window_s
-CADENCE_BAND = (_COACH.cadence_min_spm, _COACH.cadence_max_spm)
 
 SEVERITY_COLOUR = {"info": "#1f77b4", "warning": "#ff7f0e", "critical": "#d62728"}
 ACTIVITY_COLOUR = {"run": "#2ca02c", "walk": "#ffbf00", "still": "#bbbbbb"}
@@ -60,14 +52,16 @@ class Window:
 
 
 def windows(data: RunData) -> tuple[Window, Window]:
-    """The baseline ("early") window and the last stretch ("late") of the run."""
+    """The baseline ("early") window and the last stretch ("late") of the run: after the
+    coaching warm-up, as long as the coaching baseline window."""
     if not data.steps:
         return Window("early", 0, 0), Window("late", 0, 0)
     t0, t1 = data.steps[0].t_ic, data.steps[-1].t_ic
     dur = t1 - t0
-    if dur >= WARMUP_S + 2 * BASELINE_WINDOW_S:
-        early = Window("early (baseline)", t0 + WARMUP_S, t0 + WARMUP_S + BASELINE_WINDOW_S)
-        late = Window("late", t1 - BASELINE_WINDOW_S, t1 + 1e-9)
+    warmup, base = data.coach.warmup_s, data.coach.baseline_window_s
+    if dur >= warmup + 2 * base:
+        early = Window("early (baseline)", t0 + warmup, t0 + warmup + base)
+        late = Window("late", t1 - base, t1 + 1e-9)
     else:
         early = Window("early (first third)", t0, t0 + dur / 3)
         late = Window("late (last third)", t1 - dur / 3, t1 + 1e-9)
@@ -182,7 +176,8 @@ def _metric_charts(data: RunData, early: Window) -> list[str]:
             series = [Series(m.label, pts, PALETTE[0])] if pts else []
         if not series:
             continue
-        band = (Band(*CADENCE_BAND, "target band 170–180 spm")
+        lo, hi = data.coach.cadence_min_spm, data.coach.cadence_max_spm
+        band = (Band(lo, hi, f"target band {lo:.0f}–{hi:.0f} spm")
                 if m.key == "cadence_spm" else None)
         if m.key == "gct_balance_pct":
             band = Band(48.0, 52.0, "balanced (48–52 %)")
