@@ -38,6 +38,10 @@ _ID_RE: Final = re.compile(ID_PATTERN)
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 #: Most steps in one ``sensord.steps/1`` batch message.
 MAX_BATCH_STEPS: Final = 1000
+#: Most steps a publisher puts in one batch: a step object with every field set to a
+#: full-precision float is ~460 bytes, so 500 of them always fit ``MAX_PAYLOAD_BYTES``
+#: (1000 do not).
+PUBLISH_BATCH_STEPS: Final = 500
 #: Longest free-text field (alert message, pain location), characters.
 MAX_TEXT_CHARS: Final = 500
 

@@ -81,6 +81,31 @@ def test_bad_payloads_are_rejected_by_the_shared_validator() -> None:
     assert decode(TOPIC, good(0)).records[0]["step_index"] == 0
 
 
+def test_a_publisher_batch_of_the_widest_steps_fits_the_payload_limit() -> None:
+    """``PUBLISH_BATCH_STEPS`` steps with every field set (full-precision floats, longest
+    ids) still fit ``MAX_PAYLOAD_BYTES``; ``MAX_BATCH_STEPS`` of them would not, which
+    is why the publisher splits at the smaller number."""
+    from sensord.contract import (
+        MAX_BATCH_STEPS,
+        PUBLISH_BATCH_STEPS,
+        ContractError,
+        encode_steps,
+    )
+    from sensord.model import Step
+
+    x = -123456.78901234567
+    widest = [Step(t_ic=86399.123456789012 + i, t_fc=86399.423456789012 + i, gct_ms=x,
+                   cadence_spm=x, side="right", pelvic_drop_deg=x, step_index=10**9 + i,
+                   step_time_s=x, stride_time_s=x, gct_balance_pct=x,
+                   vertical_oscillation_cm=x, impact_g=x, braking_g=x, flight_ms=x)
+              for i in range(MAX_BATCH_STEPS)]
+    run = RunInfo("r" * 64, "s" * 64, "u" * 64, "pelvis")
+    payload = encode_steps(run, widest[:PUBLISH_BATCH_STEPS], 1.7e9)
+    assert len(decode(f"sensord/v1/{'r' * 64}/{'s' * 64}/steps", payload).records) == 500
+    with pytest.raises(ContractError, match="exceeds"):
+        encode_steps(run, widest, 1.7e9)
+
+
 async def test_bad_payloads_dead_lettered_and_good_ones_around_them_written(
     tmp_path: Path, mosquitto: MosquittoServer, influxdb1: InfluxDB1Server
 ) -> None:

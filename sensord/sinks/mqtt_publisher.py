@@ -30,6 +30,7 @@ from typing import Any, Self
 import aiomqtt
 
 from sensord.contract import (
+    PUBLISH_BATCH_STEPS,
     BrokerConfig,
     encode_alert,
     encode_health,
@@ -183,9 +184,11 @@ class MqttPublisher:
         self._enqueue(self._steps_topic, encode_step(self._run, step, self._t0))
 
     async def publish_steps(self, steps: list[Step]) -> None:
-        """Queue up to 1000 steps as one ``sensord.steps/1`` batch message."""
-        if steps:
-            self._enqueue(self._steps_topic, encode_steps(self._run, steps, self._t0))
+        """Queue steps as ``sensord.steps/1`` batch messages of at most
+        ``PUBLISH_BATCH_STEPS`` (500) steps each (any number of steps)."""
+        for i in range(0, len(steps), PUBLISH_BATCH_STEPS):
+            batch = steps[i:i + PUBLISH_BATCH_STEPS]
+            self._enqueue(self._steps_topic, encode_steps(self._run, batch, self._t0))
 
     async def publish_summary(self, summary: FormSummary) -> None:
         """Queue a rolling form summary."""
