@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
             pain = [parse_pain(what, t) for t, what in map(_parse_pain_arg, args.pain)]
             data = from_recording(path, pain=pain, runner=runner, coach=coach)
-    if coach is not None:  # a stored run: its alerts stand, its charts use the config
+    if coach is not None:  # (a stored run keeps the alerts it was given live)
         data = dataclasses.replace(data, coach=coach)
     html = build_report(data, plan_text=plan)
     out = args.output or f"{data.info.run_id}.html"

@@ -133,9 +133,9 @@ class FootParams:
         An impact transient must reach this multiple of the mean jerk of the swing
         before it; otherwise the end of the swing lobe alone gives the contact.
     push_frac
-        Push-off: the toes-down rate must exceed this fraction of the recent swing
-        peak (and the swing threshold) before a toe-off is looked for; the toe-off is
-        the deepest rate, confirmed once the rate has recovered half of it.
+        Push-off: a toes-down lobe whose rate exceeds this fraction of the recent
+        swing peak (and the swing threshold). The toe-off is the deepest rate of the
+        last such lobe before the swing, confirmed once the swing lobe begins.
     peak_memory
         Weight of a new swing (or impact) peak in its running average (0..1].
     min_gct_s, max_gct_s
