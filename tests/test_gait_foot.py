@@ -413,6 +413,27 @@ def test_simulator_contact_times_across_strikes(strike: str, cadence_spm: float,
     assert np.mean(np.abs(gct_err)) * 1000.0 <= 15.0
 
 
+@pytest.mark.parametrize("strike", ["rear", "fore"])
+@pytest.mark.parametrize("start_s", [3.0, 11.7])
+def test_first_contacts_of_a_short_running_trial(strike: str, start_s: float) -> None:
+    """A 10-second trial (as on a force plate) must be right from its first contact.
+    Until two contacts give a duty factor the gait is unknown, and the initial contact
+    was the walking one: the end of the swing lobe, 40 ms before touch-down in running.
+    The toe-off now decides, from its own stride's duty factor."""
+    sim = pytest.importorskip("sensord.sources.simulator")
+    sp = sim.SimParams(duration_s=30.0, placement="foot", sensor_side="left",
+                       mount="random", foot_strike=strike)
+    r = sim.simulate(sp, seed=2)
+    s = r.samples
+    i0, i1 = np.searchsorted(s.t_s, [start_s, start_s + 10.0])
+    steps = _run(s.acc_mps2[i0:i1], s.gyr_dps[i0:i1], 200.0)
+    truth = [t for t in r.truth if t.side == "left" and t.observed]
+    ic_true = np.array([t.t_ic for t in truth]) - float(s.t_s[i0])
+    assert len(steps) >= 8
+    for step in steps[:3]:
+        assert np.min(np.abs(ic_true - step.t_ic)) < 0.01  # within 10 ms of touch-down
+
+
 # --------------------------------------------------------------------------------------
 # chunk invariance
 

@@ -26,6 +26,9 @@ With a gyroscope (Rampp et al. 2015; Falbriard et al. 2018; Salarian et al. 2004
   touch-down) or where the zero crossing happened in the air well before it. When the
   recent duty factor (contact / stride time) is below 0.5, the gait is running
   (Alexander 1984) and the impact onset is used: runners land with a sharp transient.
+  Before two contacts have given a duty factor, the toe-off decides: its own stride's
+  duty factor (toe-off to toe-off, contact from the impact onset), so that a short
+  trial is right from its first contact.
   A mid-swing knock (jerk while the foot still swings fast) is not a touch-down, and an
   "impact" that does not stand out of the swing's own jerk is ignored.
 - **Toe-off (FC)**: the push-off is a toes-down rotation beyond a fraction of the
@@ -244,6 +247,9 @@ class FootState:
         Absolute index where the current swing lobe began (-1: not yet seen).
     pending_ic
         Fractional absolute index of the current stance's initial contact, or ``None``.
+    pending_onset
+        Its touch-down transient where the toe-off decides between the two: the gait
+        (running or walking) is not known yet, and the end of the swing lobe was taken.
     swing_peak
         Running average of swing peak pitch rates (deg/s) or impact jerks (acc only).
     tc_peak
@@ -272,6 +278,7 @@ class FootState:
     scan: int
     swing_start: int
     pending_ic: float | None
+    pending_onset: float | None
     swing_peak: float | None
     tc_peak: float | None
     up: FloatArray | None
@@ -306,7 +313,8 @@ def init_foot(params: FootParams, rate_hz: float, start_index: int = 0) -> FootS
         next_update=(start_index // k + 1) * k,
         cov_part=np.zeros((3, 3)), cov=np.zeros((3, 3)), cov_n=0.0, axis=None,
         polarity=0.0, phase=_UNKNOWN, scan=start_index, swing_start=start_index,
-        pending_ic=None, swing_peak=None, tc_peak=None, up=None, last_tc=None,
+        pending_ic=None, pending_onset=None, swing_peak=None, tc_peak=None, up=None,
+        last_tc=None,
         duty=None, timing=timing.TimingState(),
     )
 
@@ -454,7 +462,7 @@ def _update_axis(params: FootParams, state: FootState) -> FootState:
         state.sig.start, math.floor(state.last_tc) + 1)
     return evolve(state, next_update=nxt, cov=cov, cov_n=cov_n, cov_part=np.zeros((3, 3)),
                    polarity=polarity, axis=axis, sig=Ring(state.sig.start, sig),
-                   phase=_UNKNOWN, pending_ic=None, scan=restart)
+                   phase=_UNKNOWN, pending_ic=None, pending_onset=None, scan=restart)
 
 
 def _polarity_vote(params: FootParams, state: FootState, axis: FloatArray) -> float:
@@ -520,6 +528,7 @@ class _Work:
         "last_tc",
         "params",
         "pending_ic",
+        "pending_onset",
         "phase",
         "rate",
         "raw",
@@ -546,6 +555,7 @@ class _Work:
         self.scan = state.scan
         self.swing_start = state.swing_start
         self.pending_ic = state.pending_ic
+        self.pending_onset = state.pending_onset
         self.swing_peak = state.swing_peak
         self.tc_peak = state.tc_peak
         self.up = state.up
@@ -560,12 +570,13 @@ class _Work:
 
     def state(self, state: FootState) -> FootState:
         return evolve(state, phase=self.phase, scan=self.scan, swing_start=self.swing_start,
-                       pending_ic=self.pending_ic, swing_peak=self.swing_peak,
+                       pending_ic=self.pending_ic, pending_onset=self.pending_onset,
+                       swing_peak=self.swing_peak,
                        tc_peak=self.tc_peak, up=self.up, last_tc=self.last_tc,
                        timing=self.timing, duty=self.duty)
 
     def reset_phase(self, scan: int) -> None:
-        self.phase, self.pending_ic, self.scan = _UNKNOWN, None, scan
+        self.phase, self.pending_ic, self.pending_onset, self.scan = _UNKNOWN, None, None, scan
 
 
 def _detect(params: FootParams, state: FootState) -> tuple[FootState, list[Step]]:
@@ -698,6 +709,8 @@ def _initial_contact_gyro(w: _Work, z: int) -> None:
     if onset is not None and (running or onset < zc
                               or zc < onset - prm.max_ic_lead_s * w.rate):
         ic = onset
+    # the first contacts (no duty factor yet): the toe-off decides whether this is running
+    w.pending_onset = onset if onset is not None and ic != onset and w.duty is None else None
     w.swing_peak = peak if w.swing_peak is None else (
         (1 - prm.peak_memory) * w.swing_peak + prm.peak_memory * peak)
     # the toe-off search starts at the touch-down transient where there is one
@@ -740,8 +753,14 @@ def _toe_off_gyro(w: _Work, a: int, k: int) -> None:
             off = min(0.5, max(-0.5, 0.5 * (y0 - y2) / den))
     tc = a + m + off
     if w.pending_ic is not None:
-        _emit(w, w.pending_ic, tc)
-    w.phase, w.pending_ic, w.last_tc = _SWING, None, tc
+        ic = w.pending_ic
+        onset, prev = w.pending_onset, w.last_tc
+        # this stride's duty factor, toe-off to toe-off, with the contact from the onset
+        if onset is not None and prev is not None and tc > prev and \
+                (tc - onset) / (tc - prev) < w.params.run_duty_factor:
+            ic = onset
+        _emit(w, ic, tc)
+    w.phase, w.pending_ic, w.pending_onset, w.last_tc = _SWING, None, None, tc
     w.swing_start, w.scan = -1, a + m
 
 
