@@ -756,8 +756,11 @@ def _toe_off_gyro(w: _Work, a: int, k: int) -> None:
         ic = w.pending_ic
         onset, prev = w.pending_onset, w.last_tc
         # this stride's duty factor, toe-off to toe-off, with the contact from the onset
-        if onset is not None and prev is not None and tc > prev and \
-                (tc - onset) / (tc - prev) < w.params.run_duty_factor:
+        # (a plausible stride: not one with a pause in it)
+        stride = None if prev is None else tc - prev
+        if onset is not None and stride is not None and \
+                0.0 < stride <= w.params.max_stride_s * w.rate and \
+                (tc - onset) / stride < w.params.run_duty_factor:
             ic = onset
         _emit(w, ic, tc)
     w.phase, w.pending_ic, w.pending_onset, w.last_tc = _SWING, None, None, tc
