@@ -88,8 +88,8 @@ class SampleBlock:
         """Join blocks of the same kind (all with or all without gyro) in order."""
         if not blocks:
             return SampleBlock(np.empty(0), np.empty((0, 3)), None)
-        gyro = blocks[0].gyr_dps is not None
-        if any((b.gyr_dps is not None) != gyro for b in blocks):
+        gyro = blocks[0].has_gyro
+        if any(b.has_gyro != gyro for b in blocks):
             raise ValueError("cannot concatenate blocks with and without gyroscope")
         return SampleBlock(
             np.concatenate([b.t_s for b in blocks]),

@@ -196,7 +196,7 @@ def _holds(params: EngineParams, state: EngineState, block: SampleBlock) -> bool
 
 def _same_kind(a: SampleBlock, b: SampleBlock) -> bool:
     """Both with or both without gyroscope (what ``SampleBlock.concat`` joins)."""
-    return (a.gyr_dps is None) == (b.gyr_dps is None)
+    return a.has_gyro == b.has_gyro
 
 
 def _count(blocks: tuple[SampleBlock, ...]) -> int:
