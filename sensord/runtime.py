@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from sensord.sinks.mqtt_publisher import MqttPublisher
 from sensord.sources.base import CadenceSample, SourceEvent
 
 Output = Step | Gap | Alert | FormSummary | SensorHealth | PainReport
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,13 @@ class JsonlStore:
         self._fh.close()
 
 
+def outbox_path(store_dir: Path, run: RunInfo) -> Path:
+    """The publisher's spool: one per runner and sensor, not per run, so that what a run
+    could not deliver (broker unreachable when it ended) is sent by the next run with
+    the same runner and sensor, before its own messages (each message names its run)."""
+    return store_dir / f"{run.runner_id}.{run.sensor_id}.outbox.sqlite"
+
+
 async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
                        on_output: Callable[[Output], None],
                        pain_queue: asyncio.Queue[PainReport] | None = None) -> list[Output]:
@@ -88,8 +98,8 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
     outputs: list[Output] = []
     store = JsonlStore(cfg.store_dir, cfg.run) if cfg.store_dir else None
     publisher = None
+    spool = outbox_path(cfg.store_dir or Path("."), cfg.run)
     if cfg.broker is not None:
-        spool = (cfg.store_dir or Path(".")) / f"{cfg.run.run_id}.spool.sqlite"
         publisher = MqttPublisher(cfg.broker, cfg.run, epoch_offset_s=cfg.epoch_offset_s,
                                   spool_path=spool)
         await publisher.__aenter__()
@@ -141,8 +151,13 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
     try:
         await asyncio.gather(produce(), consume())
     finally:
-        if publisher is not None:
+        if publisher is not None and cfg.broker is not None:
             await publisher.close()
+            if left := publisher.stats.queued:
+                log.warning("%d messages not delivered to mqtt://%s:%d yet: kept in %s, the "
+                            "next run of runner %s with sensor %s sends them first", left,
+                            cfg.broker.host, cfg.broker.port, spool, cfg.run.runner_id,
+                            cfg.run.sensor_id)
         if store is not None:
             store.close()
     return outputs

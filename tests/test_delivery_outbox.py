@@ -1,0 +1,76 @@
+"""What a run could not deliver is delivered by the next run (``sensord run``).
+
+A runner finishes a run out of reach of the broker: the steps stay in the publisher's
+outbox (one per runner and sensor, in the store directory). The next run with the same
+runner and sensor sends them, each still under its own run id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from sensord.contract import decode
+from sensord.sinks.spool import Spool
+from tests.servers import MosquittoServer, free_port
+
+pytestmark = [pytest.mark.servers]
+
+
+def sensord_run(store: Path, broker: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sensord.cli", "run", "--runner", "alice", "--duration-s", "60",
+         "--speed", "0", "--store", str(store), "--broker", broker, "--quiet"],
+        capture_output=True, text=True, timeout=300)
+
+
+def stored_steps(store: Path) -> dict[str, int]:
+    """Steps per run id in the local store (what each run detected)."""
+    out: dict[str, int] = {}
+    for f in store.glob("*.jsonl"):
+        records = [json.loads(line) for line in f.read_text().splitlines()]
+        out[f.stem] = sum(1 for r in records if r["record"] == "step")
+    return out
+
+
+async def test_steps_left_in_the_outbox_are_sent_by_the_next_run(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    store = tmp_path / "runs"
+    offline = await asyncio.to_thread(sensord_run, store, f"127.0.0.1:{free_port()}")
+    assert offline.returncode == 0, offline.stderr
+    assert "messages not delivered" in offline.stderr
+    (first_run,) = stored_steps(store)
+
+    received: dict[str, set[int]] = {}
+
+    async def watch_steps(client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            env = decode(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+            received.setdefault(env.run_id, set()).update(
+                int(r["step_index"]) for r in env.records)
+
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="coach") as watch:
+        await watch.subscribe("sensord/v1/alice/+/steps", qos=1)
+        watcher = asyncio.create_task(watch_steps(watch))
+        online = await asyncio.to_thread(sensord_run, store,
+                                         f"{mosquitto.host}:{mosquitto.port}")
+        assert online.returncode == 0, online.stderr
+        assert "messages not delivered" not in online.stderr
+        expected = stored_steps(store)
+        assert len(expected) == 2 and expected[first_run] > 150  # 60 s detected offline
+        want = {run: set(range(n)) for run, n in expected.items()}
+        for _ in range(300):  # (the run waits for the broker's acknowledgements on exit)
+            if received == want:
+                break
+            await asyncio.sleep(0.1)
+        watcher.cancel()
+    assert received == want
+    (outbox,) = store.glob("*.outbox.sqlite")
+    assert len(Spool(outbox)) == 0
