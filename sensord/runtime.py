@@ -4,11 +4,15 @@
 
     Source.stream() --(bounded queue)--> engine + coaching task --> outputs
      (SimSource, ReplaySource,             (pure folds)               (console, local
-      BleCollector: sensord.sources)                                   store, MQTT)
+      BleCollector: sensord.sources)            ^                      store, MQTT)
+                                                |
+    MQTT pain topic --(bounded queue)-----------+
+     (listen_for_pain, with a broker)
 
 Queue policy: the source -> engine queue holds at most ``queue_blocks`` blocks and the
 source waits when it is full (backpressure; no sample is dropped). A live BLE collector
-buffers on its side and reports anything it had to drop in ``SensorHealth``.
+buffers on its side and reports anything it had to drop in ``SensorHealth``. The pain
+queue holds 64 reports (a handful arrive per run) and drops new ones when full.
 
 Everything behind the queue is a fold of pure ``step`` functions: the gait engine
 (:mod:`sensord.gait.engine`) and the coaching detectors (:mod:`sensord.coaching`), the
@@ -18,6 +22,7 @@ same code ``sensord analyze`` and ``sensord report`` run offline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -39,6 +44,7 @@ from sensord.model import (
 )
 from sensord.sinks.mqtt_publisher import MqttPublisher
 from sensord.sources.base import CadenceSample, SourceEvent
+from sensord.sources.pain import listen_for_pain
 
 Output = Step | Gap | Alert | FormSummary | SensorHealth | PainReport
 
@@ -91,18 +97,25 @@ def outbox_path(store_dir: Path, run: RunInfo) -> Path:
 
 
 async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
-                       on_output: Callable[[Output], None],
-                       pain_queue: asyncio.Queue[PainReport] | None = None) -> list[Output]:
-    """Run the live pipeline until the source ends; return every output in order."""
+                       on_output: Callable[[Output], None]) -> list[Output]:
+    """Run the live pipeline until the source ends; return every output in order.
+
+    With a broker, the run also listens for its runner's pain reports
+    (:mod:`sensord.sources.pain`) and coaches on them as they arrive.
+    """
     queue: asyncio.Queue[SourceEvent | None] = asyncio.Queue(maxsize=cfg.queue_blocks)
+    pain_queue: asyncio.Queue[PainReport] = asyncio.Queue(maxsize=64)
     outputs: list[Output] = []
     store = JsonlStore(cfg.store_dir, cfg.run) if cfg.store_dir else None
     publisher = None
+    pain_listener: asyncio.Task[None] | None = None
     spool = outbox_path(cfg.store_dir or Path("."), cfg.run)
     if cfg.broker is not None:
         publisher = MqttPublisher(cfg.broker, cfg.run, epoch_offset_s=cfg.epoch_offset_s,
                                   spool_path=spool)
         await publisher.__aenter__()
+        pain_listener = asyncio.create_task(listen_for_pain(cfg.broker, cfg.run, pain_queue),
+                                            name="pain-listener")
 
     async def produce() -> None:
         try:
@@ -117,7 +130,8 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
             on_output(it)
             if store is not None:
                 store.add(it)
-            if publisher is not None:
+            if publisher is not None and not isinstance(it, PainReport):
+                # (pain reports came from the broker: publishing them would echo them)
                 await publish_event(publisher, it)
 
     async def consume() -> None:
@@ -126,7 +140,7 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
         while True:
             item = await queue.get()
             pains: list[PainReport] = []
-            while pain_queue is not None and not pain_queue.empty():
+            while not pain_queue.empty():
                 pains.append(pain_queue.get_nowait())
             if item is None:
                 est, events = engine.finish(cfg.engine, est)
@@ -151,6 +165,10 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
     try:
         await asyncio.gather(produce(), consume())
     finally:
+        if pain_listener is not None:
+            pain_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pain_listener
         if publisher is not None and cfg.broker is not None:
             await publisher.close()
             if left := publisher.stats.queued:

@@ -1,8 +1,10 @@
-"""What a run could not deliver is delivered by the next run (``sensord run``).
+"""``sensord run`` with a broker, as a runner uses it.
 
-A runner finishes a run out of reach of the broker: the steps stay in the publisher's
-outbox (one per runner and sensor, in the store directory). The next run with the same
-runner and sensor sends them, each still under its own run id.
+- A run that finishes out of reach of the broker keeps its steps in the publisher's
+  outbox (one per runner and sensor, in the store directory); the next run with the same
+  runner and sensor sends them, each still under its own run id.
+- ``sensord pain`` during a live run reaches that run's coaching: the stop alert is
+  raised during the run and the report is kept with it.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from tests.servers import MosquittoServer, free_port
 pytestmark = [pytest.mark.servers]
 
 
-def sensord_run(store: Path, broker: str) -> subprocess.CompletedProcess[str]:
+def sensord_run(store: Path, broker: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sensord.cli", "run", "--runner", "alice", "--duration-s", "60",
-         "--speed", "0", "--store", str(store), "--broker", broker, "--quiet"],
+         "--speed", "0", "--store", str(store), "--broker", broker, "--quiet", *extra],
         capture_output=True, text=True, timeout=300)
 
 
@@ -74,3 +76,33 @@ async def test_steps_left_in_the_outbox_are_sent_by_the_next_run(
     assert received == want
     (outbox,) = store.glob("*.outbox.sqlite")
     assert len(Spool(outbox)) == 0
+
+
+def test_a_pain_report_during_a_live_run_raises_the_stop_alert(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    store = tmp_path / "runs"
+    broker = f"{mosquitto.host}:{mosquitto.port}"
+    # 60 s of running at 3x: about 20 s of wall time to report pain in
+    live = subprocess.Popen(
+        [sys.executable, "-m", "sensord.cli", "run", "--runner", "alice", "--duration-s", "60",
+         "--speed", "3", "--store", str(store), "--broker", broker, "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pain = subprocess.run(
+            [sys.executable, "-m", "sensord.cli", "pain", "--runner", "alice", "--score", "4",
+             "--location", "lower back", "--broker", broker, "--status-wait-s", "10"],
+            capture_output=True, text=True, timeout=60)
+        assert pain.returncode == 0, pain.stderr
+        out, err = live.communicate(timeout=240)
+    finally:
+        live.kill()
+    assert live.returncode == 0, err
+    assert "pain_stop: Pain 4/10 (lower back): stop running" in out
+    (run_file,) = store.glob("*.jsonl")
+    records = [json.loads(line) for line in run_file.read_text().splitlines()]
+    pains = [r for r in records if r["record"] == "painreport"]
+    assert [(r["score"], r["location"]) for r in pains] == [(4, "lower back")]
+    stops = [r for r in records if r["record"] == "alert" and r["kind"] == "pain_stop"]
+    assert [a["state"] for a in stops] == ["raised"]
+    assert run_file.stem in pain.stdout  # the report went to this very run
