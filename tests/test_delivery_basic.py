@@ -93,6 +93,11 @@ async def test_every_kind_lands_with_the_documented_schema(
                     side=None,
                 )
             )
+            for side in ("left", "right"):  # one detector, both sides, the same moment
+                await pub.publish_alert(
+                    Alert("pelvic_drop_rising", "warning", "pelvic_drop_deg", 5.0, 8.0, 60.0,
+                          75.0, "raised", "Hips dropping", side=side)
+                )
             await pub.publish_health(
                 SensorHealth(
                     t_s=5.0, connected=True, packet_loss_pct=0.5, reconnects=1, battery_pct=80
@@ -128,8 +133,13 @@ async def test_every_kind_lands_with_the_documented_schema(
         )
         assert one("pain")[0]["score"] == 4
         assert one("pain")[0]["location"] == "left knee"
-        alert = one("alerts")[0]
-        assert (alert["kind"], alert["state"], alert["active"]) == ("cadence_low", "raised", 1)
+        await asyncio.to_thread(wait_until, lambda: len(one("alerts")) == 3, 30, "3 alerts")
+        alerts = sorted(one("alerts"), key=lambda a: (str(a["kind"]), str(a["side"])))
+        assert [(a["kind"], a["side"], a["state"], a["active"]) for a in alerts] == [
+            ("cadence_low", "unknown", "raised", 1),
+            ("pelvic_drop_rising", "left", "raised", 1),
+            ("pelvic_drop_rising", "right", "raised", 1),
+        ]
         assert one("summary")[0]["activity"] == "run"
         assert one("health")[0]["connected"] == 1
 

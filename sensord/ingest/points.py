@@ -64,14 +64,12 @@ def to_lines(env: Envelope) -> list[str]:
         r = env.records[0]
         tags = (
             f"kind={_tag(r['kind'])},run_id={run_id},runner={runner},sensor={sensor},"
-            f"severity={r['severity']},state={r['state']}"
+            f"severity={r['severity']},side={r.get('side') or 'unknown'},state={r['state']}"
         )
         fields = [f"metric={_fstr(r['metric'])}", f"message={_fstr(r['message'])}"]
         fields += [f"{k}={_ffloat(r[k])}" for k in ("baseline", "current") if r.get(k) is not None]
         fields.append(f"began_at_s={_ffloat(r['began_at_s'])}")
         fields.append(f"active={1 if r['state'] == 'raised' else 0}i")
-        if r.get("side") is not None:
-            fields.append(f"side={_fstr(r['side'])}")
         out.append(_line("alerts", tags, fields, r["ts_ms"]))
     elif env.kind == "pain":
         r = env.records[0]
