@@ -27,7 +27,7 @@ import numpy as np
 
 from sensord.coaching.config import load_config
 from sensord.coaching.params import CoachParams
-from sensord.contract import BrokerConfig
+from sensord.contract import BrokerConfig, check_id
 from sensord.errors import InputError
 from sensord.gait.engine import EngineParams
 from sensord.model import (
@@ -44,6 +44,7 @@ from sensord.model import (
 from sensord.runtime import Output, RunConfig, run_pipeline
 from sensord.sinks.local_broker import LocalBroker, find_mosquitto
 from sensord.sources.base import Source, SourceEvent
+from sensord.sources.recording import read_metadata
 from sensord.sources.replay import ReplayParams, ReplaySource
 from sensord.sources.sim_source import SimSource, SimSourceParams
 from sensord.sources.simulator import FatigueProfile, SimParams
@@ -64,9 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "witmotion, rsc")
     p.add_argument("--transport", help="BLE transport: system (default), usb:0, "
                    "tcp-client:HOST:PORT, ... (or $SENSORD_BLE_TRANSPORT)")
-    p.add_argument("--placement", choices=PLACEMENTS, default="pelvis")
-    p.add_argument("--side", choices=SIDES, help="foot placement: which shoe")
-    p.add_argument("--runner", default="runner", help="runner id (default 'runner')")
+    p.add_argument("--placement", choices=PLACEMENTS,
+                   help="sensor placement (default: the config's [runner] placement, a "
+                        "recording's '# placement=' comment, else pelvis)")
+    p.add_argument("--side", choices=SIDES, help="foot placement: which shoe (default: a "
+                                                 "recording's '# sensor_side=' comment)")
+    p.add_argument("--runner", help="runner id (default: the config's, else 'runner')")
     p.add_argument("--config", help="runner TOML config (targets, thresholds, protocol)")
     p.add_argument("--speed", type=float, default=None,
                    help="replay/simulation speed factor (default 30 for sim, 1 for files; "
@@ -92,11 +96,28 @@ def run(args: argparse.Namespace) -> int:
     args.duration_given = args.duration_s is not None
     if args.duration_s is None:
         args.duration_s = 900.0
-    coach = CoachParams()
-    runner = args.runner
+    coach, plan, runner = CoachParams(), None, args.runner
     if args.config:
         cfg = load_config(args.config)
-        coach, runner = cfg.params, cfg.runner_id or runner
+        coach, runner = cfg.params, runner or cfg.runner_id
+        plan = cfg.protocol.text if cfg.protocol is not None else None
+        args.placement = args.placement or cfg.placement
+    runner = check_id(runner or "runner", "--runner")
+    if args.sensor.lower().endswith(".csv"):
+        meta = read_metadata(args.sensor)  # (a missing file: a one-line error here)
+        if meta.get("placement") in PLACEMENTS:
+            args.placement = args.placement or meta["placement"]
+        if meta.get("sensor_side") in SIDES:
+            args.side = args.side or meta["sensor_side"]
+    args.placement = args.placement or "pelvis"
+    store = Path(args.store)
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--store {store}: cannot use it as the store directory "
+                         f"({e.strerror}); pass a writable directory") from None
+    if args.report and Path(args.report).is_dir():
+        raise InputError(f"--report {args.report}: is a directory; pass an HTML file path")
     speed = args.speed if args.speed is not None else (30.0 if args.sensor == "sim" else 1.0)
     if speed < 0:
         raise InputError(f"--speed {speed}: must be >= 0 (0 = as fast as possible)")
@@ -126,7 +147,6 @@ def run(args: argparse.Namespace) -> int:
         host, port = parse_broker(args.broker)
         broker = BrokerConfig(host=host, port=port, username=args.mqtt_user or runner,
                               password=os.environ.get("SENSORD_MQTT_PASSWORD"))
-    store = Path(args.store)
     cfg_run = RunConfig(run=info, engine=EngineParams(placement=args.placement,
                                                       sensor_side=args.side),
                         store_dir=store, broker=broker,
@@ -150,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         if local is not None:
             local.__exit__(None, None, None)
     report = Path(args.report) if args.report else store / f"{run_id}.html"
-    _write_report(info, outputs, report, coach)
+    _write_report(info, outputs, report, coach, plan)
     steps = [o for o in outputs if isinstance(o, Step)]
     alerts = [o for o in outputs if isinstance(o, Alert) and o.state == "raised"]
     print(f"done: {len(steps)} steps, {len(alerts)} alerts; store {store / (run_id + '.jsonl')}; "
@@ -244,13 +264,18 @@ def _to_view(view: LiveView) -> Callable[[Output], None]:
 
 
 def _write_report(info: RunInfo, outputs: list[Output], path: Path,
-                  coach: CoachParams) -> None:
+                  coach: CoachParams, plan: str | None) -> None:
+    from sensord.report import build_report
     from sensord.report.data import from_events
-    from sensord.report.html import render
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(from_events(info, outputs, source="sensord run", coach=coach)),
-                    encoding="utf-8")
+    html = build_report(from_events(info, outputs, source="sensord run", coach=coach),
+                        plan_text=plan)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"--report {path}: cannot write the report ({e.strerror}); the run "
+                         f"is kept in the store: sensord report {info.run_id}") from None
 
 
 class _Printer:

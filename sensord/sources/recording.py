@@ -86,26 +86,7 @@ def read_recording(path: str | Path) -> Recording:
         With the file, line and column of the first problem and how to fix it.
     """
     p = str(path)
-    # only the comment lines and the header are read here; the body goes to the parser
-    head: list[str] = []
-    with _opened(p) as fh:
-        for line in fh:
-            head.append(line.rstrip("\r\n"))
-            if line.strip() and not line.lstrip().startswith("#"):
-                break
-    metadata: dict[str, str] = {}
-    header_idx: int | None = None
-    for i, line in enumerate(head):
-        s = line.strip()
-        if not s:
-            continue
-        if s.startswith("#"):
-            m = _META_RE.match(s)
-            if m:
-                metadata[m.group(1)] = m.group(2)
-            continue
-        header_idx = i
-        break
+    head, metadata, header_idx = _read_head(p)
     if header_idx is None:
         raise _fail(p, None, None, "empty file (no header row)",
                     "write a header row 't,ax,ay,az[,gx,gy,gz]' followed by samples")
@@ -140,6 +121,35 @@ def read_recording(path: str | Path) -> Recording:
     acc = np.ascontiguousarray(data[:, 1:4])
     gyr = np.ascontiguousarray(data[:, 4:7]) if gyro_present else None
     return Recording(SampleBlock(t, acc, gyr), metadata, p)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``# key=value`` comment lines before a recording's header (e.g. ``placement``),
+    without reading its samples."""
+    return _read_head(str(path))[1]
+
+
+def _read_head(path: str) -> tuple[list[str], dict[str, str], int | None]:
+    """The lines up to the header row, the metadata among them, and the header's index
+    (``None``: no header). The body is left to the parser."""
+    head: list[str] = []
+    with _opened(path) as fh:
+        for line in fh:
+            head.append(line.rstrip("\r\n"))
+            if line.strip() and not line.lstrip().startswith("#"):
+                break
+    metadata: dict[str, str] = {}
+    for i, line in enumerate(head):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            m = _META_RE.match(s)
+            if m:
+                metadata[m.group(1)] = m.group(2)
+            continue
+        return head, metadata, i
+    return head, metadata, None
 
 
 @contextmanager
