@@ -96,6 +96,24 @@ def test_missing_file_and_unknown_placement(tmp_path: Path,
     assert code == 2 and "--placement" in err
 
 
+def test_outputs_that_would_destroy_the_input_or_cannot_be_written_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.csv"
+    original = GOOD_HEADER + _rows()
+    path.write_text(original)
+    for out, says in ((str(path), "is the recording itself"),
+                      (str(tmp_path / "no" / "x.jsonl"), "cannot write"),
+                      (str(tmp_path), "cannot write")):
+        code, _, err = sensord_inproc(capsys, "analyze", str(path), "--placement", "pelvis",
+                                      "--out", out)
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert path.read_text() == original
+    code, _, err = sensord_inproc(capsys, "simulate", "--out", str(tmp_path / "s.csv"),
+                                  "--truth", str(tmp_path / "s.csv"))
+    assert code == 2 and "--truth" in err
+    assert not (tmp_path / "s.csv").exists()
+
+
 def test_nan_stretch_inside_a_good_file_is_a_gap(tmp_path: Path) -> None:
     res = simulate(SimParams(duration_s=20.0), seed=1)
     acc = res.samples.acc_mps2.copy()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TextIO, cast
 
 from sensord.errors import InputError
@@ -32,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out and Path(args.out).resolve() == Path(args.recording).resolve():
+        raise InputError(f"--out {args.out}: is the recording itself; write the steps to "
+                         "another file")
     rec = read_recording(args.recording)
     placement = args.placement or rec.metadata.get("placement")
     if placement not in PLACEMENTS:
@@ -50,8 +54,12 @@ def run(args: argparse.Namespace) -> int:
     steps = [e for e in events if isinstance(e, Step)]
     gaps = [e for e in events if isinstance(e, Gap)]
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            _write(fh, steps)
+        try:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                _write(fh, steps)
+        except OSError as e:
+            raise InputError(f"--out {args.out}: cannot write ({e.strerror}); check the path "
+                             "and permissions") from None
     else:
         _write(sys.stdout, steps)
     cad = sorted(s.cadence_spm for s in steps if s.cadence_spm is not None)

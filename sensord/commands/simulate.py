@@ -134,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--seed: {args.seed} is negative; give an integer >= 0")
     out = Path(args.out)
     truth_path = Path(args.truth) if args.truth else out.with_name(out.stem + ".truth.jsonl")
+    if out.resolve() == truth_path.resolve():
+        raise InputError(f"--truth {truth_path}: is the recording's path too; give another file")
     for p in (out, truth_path):
         if not p.parent.exists():
             raise InputError(f"{p}: directory {p.parent} does not exist; create it first")
