@@ -165,7 +165,11 @@ class BrokerConfig:
         """An SSL context when ``tls`` is on (verifying against ``ca_file`` if given)."""
         if not self.tls:
             return None
-        return ssl.create_default_context(cafile=self.ca_file)
+        try:
+            return ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as e:
+            raise InputError(f"--ca-file {self.ca_file}: cannot load it as a CA bundle "
+                             f"({getattr(e, 'strerror', None) or e}); give a PEM file") from None
 
 
 class RunSink(Protocol):

@@ -42,6 +42,8 @@ def test_example_config_loads() -> None:
          "duration_s = -5\n", "protocol", "intervals[0].duration_s"),
         ("[runner]\nplacement = \"wrist\"\n", "runner.placement", "pelvis"),
         ("[targets\n", "TOML syntax error", "line 1"),
+        ("[targets]\ncadence_min_spm = 1" + "0" * 400 + "\n", "targets.cadence_min_spm",
+         "out of range"),
     ],
 )
 def test_bad_config_is_refused_naming_file_key_reason(

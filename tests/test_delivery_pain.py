@@ -88,3 +88,11 @@ def test_unreachable_broker_is_a_one_line_error() -> None:
     )
     assert out.returncode == 2
     assert out.stderr.startswith("sensord: error: cannot publish to the broker")
+
+
+def test_a_missing_ca_file_is_a_one_line_error() -> None:
+    out = pain_cli("--runner", "alice", "--score", "3", "--broker", "127.0.0.1:1", "--tls",
+                   "--ca-file", "/nonexistent/ca.pem")
+    assert out.returncode == 2
+    assert out.stderr.startswith("sensord: error: --ca-file /nonexistent/ca.pem: cannot load")
+    assert len(out.stderr.strip().splitlines()) == 1

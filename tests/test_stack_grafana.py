@@ -74,6 +74,8 @@ def test_push_to_a_server_that_is_not_grafana_exits_2(
     (["--url", "grafana:3000"], "--url must look like http://HOST:PORT"),
     (["--url", "http://admin:pw@127.0.0.1:3000"], "must not contain credentials"),
     (["--url", "http://127.0.0.1:3000", "--timeout", "0"], "--timeout must be > 0"),
+    (["--url", "http://[::1"], "Invalid IPv6 URL"),
+    (["--url", "http://127.0.0.1:99999"], "Port out of range"),
 ])
 def test_push_bad_input_exits_2(argv: list[str], message: str, token_file: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:

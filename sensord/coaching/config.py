@@ -116,7 +116,11 @@ def config_from_mapping(doc: dict[str, Any], source: str = "<config>") -> Runner
             if want is float:
                 if isinstance(v, bool) or not isinstance(v, int | float):
                     raise fail(f"{section}.{key}", f"must be a number, got {v!r}")
-                v = float(v)
+                try:
+                    v = float(v)
+                except OverflowError:
+                    raise fail(f"{section}.{key}",
+                               f"a {len(str(v))}-digit number is out of range") from None
             elif want is int:
                 if isinstance(v, bool) or not isinstance(v, int):
                     raise fail(f"{section}.{key}", f"must be an integer, got {v!r}")

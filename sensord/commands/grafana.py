@@ -64,7 +64,11 @@ def _read_token(path: Path) -> str | tuple[str, str]:
 
 
 def _check_url(url: str) -> str:
-    parsed = urllib.parse.urlparse(url)
+    try:
+        parsed = urllib.parse.urlparse(url)
+        parsed.port  # noqa: B018  (raises on a bad port)
+    except ValueError as e:
+        raise InputError(f"--url {url!r}: {e}; it must look like http://HOST:PORT") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise InputError(f"--url must look like http://HOST:PORT, got {url!r}")
     if parsed.username or parsed.password:
