@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from hypothesis import HealthCheck, given, settings
@@ -96,6 +97,19 @@ def test_walk_breaks_gaps_and_pace_changes_do_not_alarm() -> None:
         kinds = {a.kind for a in _alerts(ev)}
         assert not kinds & {"cadence_low", "pelvic_drop_rising", "variability_rising",
                             "impact_rising", "vertical_oscillation_rising"}, kinds
+
+
+def test_clear_messages_say_only_what_the_numbers_show() -> None:
+    """The band chart clears a little below the band (noise allowance): then it must not
+    say 'back in your target band'."""
+    p = dataclasses.replace(P, cadence_min_spm=177.0, cadence_max_spm=186.0)
+    run = SynthRun(duration_s=1500.0,
+                   fatigue=SynthFatigue(800.0, 30.0, cadence_pct=-6.0, recover_s=1000.0))
+    cleared = [a for seed in (51, 52) for a in _alerts(run_offline(p, synth_steps(run, seed))[1])
+               if a.kind == "cadence_below_band" and a.state == "cleared"]
+    assert cleared
+    for a in cleared:
+        assert ("back in your target band" in a.message) == (a.current >= 177.0), a
 
 
 def test_alert_clears_after_recovery_then_cooldown() -> None:

@@ -616,17 +616,23 @@ class _Run:
         if spec.kind == "cadence_below_band":
             sev: Severity = "info"
             if state == "raised":
-                msg = (f"Cadence {cur:.0f}, under your {p.cadence_min_spm:.0f}-"
-                       f"{p.cadence_max_spm:.0f} target: quicker, shorter steps")
-            else:
+                msg = (f"Cadence {cur:.0f}, under your {p.cadence_min_spm:g}-"
+                       f"{p.cadence_max_spm:g} target: quicker, shorter steps")
+            elif cur >= p.cadence_min_spm:
                 msg = f"Cadence {cur:.0f}, back in your target band: good"
+            else:  # (the chart clears near the band, allowing for noise)
+                msg = (f"Cadence {cur:.0f}, close to your {p.cadence_min_spm:g}-"
+                       f"{p.cadence_max_spm:g} target again: keep the steps quick")
         else:
             sev = _severity(spec)
             if state == "raised":
                 msg = _raise_message(spec, p, base, cur)
             else:
                 side = f" ({spec.side})" if spec.side else ""
-                msg = f"{spec.label}{side} back near your early-run level: good"
+                # (a chart clears on the pace-adjusted value when pace explains the
+                # rest: say so rather than claim the raw value is back)
+                usual = "range for this pace" if p.pace_model != "none" else "level"
+                msg = f"{spec.label}{side} back within your early-run {usual}: good"
                 sev = "info"
         return Alert(spec.kind, sev, spec.metric, base, cur, began, t,
                      "raised" if state == "raised" else "cleared", msg, spec.side)
