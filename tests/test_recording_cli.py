@@ -114,6 +114,20 @@ def test_outputs_that_would_destroy_the_input_or_cannot_be_written_are_refused(
     assert not (tmp_path / "s.csv").exists()
 
 
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Spreadsheet tools write UTF-8 CSV with a BOM: it must not hide the header or the
+    metadata comment."""
+    res = simulate(SimParams(duration_s=20.0), seed=1)
+    path = tmp_path / "bom.csv"
+    write_recording(path, res.samples, {"placement": "pelvis"})
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    code, _, err = sensord_inproc(capsys, "analyze", str(path), "--out",
+                                  str(tmp_path / "s.jsonl"))
+    assert code == 0, err
+    assert len((tmp_path / "s.jsonl").read_text().splitlines()) >= 50
+
+
 def test_nan_stretch_inside_a_good_file_is_a_gap(tmp_path: Path) -> None:
     res = simulate(SimParams(duration_s=20.0), seed=1)
     acc = res.samples.acc_mps2.copy()

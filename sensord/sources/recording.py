@@ -154,9 +154,10 @@ def _read_head(path: str) -> tuple[list[str], dict[str, str], int | None]:
 
 @contextmanager
 def _opened(path: str) -> Iterator[TextIO]:
-    """The file opened as UTF-8 text; unreadable files become one-line InputErrors."""
+    """The file opened as UTF-8 text (a leading byte order mark skipped); unreadable
+    files become one-line InputErrors."""
     try:
-        with open(path, encoding="utf-8", errors="strict") as fh:
+        with open(path, encoding="utf-8-sig", errors="strict") as fh:
             yield fh
     except FileNotFoundError:
         raise _fail(path, None, None, "no such file", "check the path") from None
@@ -185,7 +186,7 @@ def _parse_fast(path: str, header_idx: int, usecols: list[int], ncols: int) -> F
 
     try:
         frame = pd.read_csv(path, comment="#", header=0, usecols=usecols, dtype=np.float64,
-                            engine="c", skip_blank_lines=True, encoding="utf-8")
+                            engine="c", skip_blank_lines=True, encoding="utf-8-sig")
     except (ValueError, IndexError, pd.errors.ParserError):
         return None
     cols = [frame.columns[i] for i in np.argsort(np.argsort(usecols))]
