@@ -1,4 +1,6 @@
-"""Database answers: 429/503 retried (Retry-After honoured); points it rejects dead-lettered."""
+"""Database answers: 429/503 retried (Retry-After honoured), and so are 401/403/404 (a wrong
+token, a database not created yet: fixing it must not find the data dead-lettered); points
+the database rejects (400) are dead-lettered."""
 
 from __future__ import annotations
 
@@ -35,8 +37,9 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
 
 
-@pytest.mark.parametrize(("status", "retry_after_s"), [(429, 1.0), (503, None)])
-async def test_busy_database_is_retried_until_everything_is_written_once(
+@pytest.mark.parametrize(("status", "retry_after_s"),
+                         [(429, 1.0), (503, None), (401, None), (403, None), (404, None)])
+async def test_busy_or_misconfigured_database_is_retried_until_everything_is_written_once(
     tmp_path: Path,
     mosquitto: MosquittoServer,
     influxdb1: InfluxDB1Server,

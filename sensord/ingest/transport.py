@@ -67,9 +67,15 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+#: Answers about the database, not the points: wait and retry (the messages stay
+#: unacknowledged on the broker) rather than dead-letter good data. 401/403: a wrong or
+#: expired token; 404: the database does not exist (yet); 408/429: slow down.
+_RETRY_STATUS = frozenset({401, 403, 404, 408, 429})
+
+
 def _classify(status: int, body: bytes, retry_after: str | None) -> WriteError:
     text = body[:200].decode("utf-8", "replace").strip()
-    retryable = status >= 500 or status == 429 or status == 408
+    retryable = status >= 500 or status in _RETRY_STATUS
     return WriteError(
         f"HTTP {status}: {text}", retryable=retryable, retry_after_s=parse_retry_after(retry_after)
     )
