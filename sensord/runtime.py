@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,8 @@ class RunConfig:
     store_dir: Path | None = None
     broker: BrokerConfig | None = None
     epoch_offset_s: float = 0.0
+    #: Where the publisher's outbox lives (default: the store directory, else ".").
+    outbox_dir: Path | None = None
 
 
 class JsonlStore:
@@ -89,11 +92,13 @@ class JsonlStore:
         self._fh.close()
 
 
-def outbox_path(store_dir: Path, run: RunInfo) -> Path:
-    """The publisher's spool: one per runner and sensor, not per run, so that what a run
-    could not deliver (broker unreachable when it ended) is sent by the next run with
-    the same runner and sensor, before its own messages (each message names its run)."""
-    return store_dir / f"{run.runner_id}.{run.sensor_id}.outbox.sqlite"
+def outbox_path(directory: Path, run: RunInfo, broker: BrokerConfig) -> Path:
+    """The publisher's spool: one per runner, sensor and broker, not per run, so that
+    what a run could not deliver (broker unreachable when it ended) is sent to that
+    broker by the next run with the same runner and sensor, before its own messages
+    (each message names its run)."""
+    dest = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{broker.host}-{broker.port}")
+    return directory / f"{run.runner_id}.{run.sensor_id}.{dest}.outbox.sqlite"
 
 
 async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
@@ -109,8 +114,8 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
     store = JsonlStore(cfg.store_dir, cfg.run) if cfg.store_dir else None
     publisher = None
     pain_listener: asyncio.Task[None] | None = None
-    spool = outbox_path(cfg.store_dir or Path("."), cfg.run)
     if cfg.broker is not None:
+        spool = outbox_path(cfg.outbox_dir or cfg.store_dir or Path("."), cfg.run, cfg.broker)
         publisher = MqttPublisher(cfg.broker, cfg.run, epoch_offset_s=cfg.epoch_offset_s,
                                   spool_path=spool)
         await publisher.__aenter__()
@@ -172,10 +177,10 @@ async def run_pipeline(cfg: RunConfig, source: AsyncIterator[SourceEvent],
         if publisher is not None and cfg.broker is not None:
             await publisher.close()
             if left := publisher.stats.queued:
-                log.warning("%d messages not delivered to mqtt://%s:%d yet: kept in %s, the "
-                            "next run of runner %s with sensor %s sends them first", left,
-                            cfg.broker.host, cfg.broker.port, spool, cfg.run.runner_id,
-                            cfg.run.sensor_id)
+                log.warning("%d messages not delivered to mqtt://%s:%d yet: kept in %s; the "
+                            "next run of runner %s with sensor %s to this broker sends them "
+                            "first", left, cfg.broker.host, cfg.broker.port, spool,
+                            cfg.run.runner_id, cfg.run.sensor_id)
         if store is not None:
             store.close()
     return outputs

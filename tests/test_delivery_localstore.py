@@ -64,3 +64,15 @@ def test_spool_survives_reopen_and_drops_oldest_telemetry_first(tmp_path: Path) 
     again.remove([m.seq for m in again.peek(2)])
     assert [m.payload for m in again.peek(10)] == [b"s3", b"s4", b"s5"]
     assert len(again) == 3
+
+
+def test_spool_shared_with_another_process_does_not_keep_a_stale_count(tmp_path: Path) -> None:
+    """Two runs of one runner and sensor share the outbox file: when one sends and removes
+    the other's messages, the other must see an empty spool (it used to spin forever on
+    'not empty, but nothing to send')."""
+    mine, other = Spool(tmp_path / "o.sqlite"), Spool(tmp_path / "o.sqlite")
+    for i in range(3):
+        mine.append("t/steps", f"s{i}".encode())
+    other.remove([m.seq for m in other.peek(10)])
+    assert mine.peek(10) == []
+    assert len(mine) == 0

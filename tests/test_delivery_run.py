@@ -20,7 +20,7 @@ import pytest
 
 from sensord.contract import decode
 from sensord.sinks.spool import Spool
-from tests.servers import MosquittoServer, free_port
+from tests.servers import MosquittoServer
 
 pytestmark = [pytest.mark.servers]
 
@@ -45,10 +45,19 @@ async def test_steps_left_in_the_outbox_are_sent_by_the_next_run(
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:
     store = tmp_path / "runs"
-    offline = await asyncio.to_thread(sensord_run, store, f"127.0.0.1:{free_port()}")
+    broker = f"{mosquitto.host}:{mosquitto.port}"
+    await asyncio.to_thread(mosquitto.stop)  # the runner is out of reach of their broker
+    offline = await asyncio.to_thread(sensord_run, store, broker)
     assert offline.returncode == 0, offline.stderr
     assert "messages not delivered" in offline.stderr
     (first_run,) = stored_steps(store)
+    # a run on another broker (here a throw-away local one) must not take them
+    elsewhere = await asyncio.to_thread(sensord_run, store, "auto")
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    (elsewhere_run,) = set(stored_steps(store)) - {first_run}
+    (outbox,) = store.glob("*.outbox.sqlite")
+    assert len(Spool(outbox)) > 150
+    await asyncio.to_thread(mosquitto.start)
 
     received: dict[str, set[int]] = {}
 
@@ -61,11 +70,11 @@ async def test_steps_left_in_the_outbox_are_sent_by_the_next_run(
     async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="coach") as watch:
         await watch.subscribe("sensord/v1/alice/+/steps", qos=1)
         watcher = asyncio.create_task(watch_steps(watch))
-        online = await asyncio.to_thread(sensord_run, store,
-                                         f"{mosquitto.host}:{mosquitto.port}")
+        online = await asyncio.to_thread(sensord_run, store, broker)
         assert online.returncode == 0, online.stderr
         assert "messages not delivered" not in online.stderr
         expected = stored_steps(store)
+        del expected[elsewhere_run]
         assert len(expected) == 2 and expected[first_run] > 150  # 60 s detected offline
         want = {run: set(range(n)) for run, n in expected.items()}
         for _ in range(300):  # (the run waits for the broker's acknowledgements on exit)
@@ -74,7 +83,6 @@ async def test_steps_left_in_the_outbox_are_sent_by_the_next_run(
             await asyncio.sleep(0.1)
         watcher.cancel()
     assert received == want
-    (outbox,) = store.glob("*.outbox.sqlite")
     assert len(Spool(outbox)) == 0
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -133,10 +134,14 @@ def run(args: argparse.Namespace) -> int:
     # is how the publisher works on purpose (a window of unacknowledged messages)
     logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt's logger
     local: LocalBroker | None = None
+    # the throw-away local broker gets a throw-away outbox: nobody could receive its
+    # leftovers, and they must not go to the next run's broker
+    local_outbox: tempfile.TemporaryDirectory[str] | None = None
     broker = None
     if args.broker == "auto":
         if find_mosquitto() is not None:
             local = LocalBroker().__enter__()
+            local_outbox = tempfile.TemporaryDirectory(prefix="sensord-outbox-")
             broker = BrokerConfig(host="127.0.0.1", port=local.port)
         else:
             print("no mosquitto installed: not publishing over MQTT (install mosquitto, or "
@@ -150,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     cfg_run = RunConfig(run=info, engine=EngineParams(placement=args.placement,
                                                       sensor_side=args.side),
                         store_dir=store, broker=broker,
-                        epoch_offset_s=time.time(), coach=coach)
+                        epoch_offset_s=time.time(), coach=coach,
+                        outbox_dir=Path(local_outbox.name) if local_outbox else None)
     print(f"sensord run {run_id}: runner {runner}, sensor {args.sensor}, {args.placement}, "
           f"speed {speed:g}x", file=sys.stderr)
     if broker is not None:
@@ -169,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if local is not None:
             local.__exit__(None, None, None)
+        if local_outbox is not None:
+            local_outbox.cleanup()
     report = Path(args.report) if args.report else store / f"{run_id}.html"
     _write_report(info, outputs, report, coach, plan)
     steps = [o for o in outputs if isinstance(o, Step)]

@@ -108,6 +108,8 @@ class Spool:
         rows = self._db.execute(
             "SELECT seq, topic, payload, qos, retain FROM outbox ORDER BY seq LIMIT ?", (n,)
         ).fetchall()
+        if len(rows) < n:  # all of it: recount (another process may share the file)
+            self._count = len(rows)
         return [SpooledMessage(int(s), str(t), bytes(p), int(q), bool(r)) for s, t, p, q, r in rows]
 
     def remove(self, seqs: Sequence[int]) -> None:
