@@ -53,6 +53,9 @@ _ITEM_RE = re.compile(
     re.IGNORECASE,
 )
 _REPEAT_RE = re.compile(r"^(?P<body>.*?)\s*[x×*]\s*(?P<n>\d+)\s*$", re.IGNORECASE)
+# Bounds of a plan: repeats of one group, and the length of one interval (24 h).
+MAX_REPEAT = 100
+MAX_INTERVAL_S = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,9 @@ def _parse_item(item: str, whole: str) -> PlannedInterval:
     dur = float(m.group("num")) * _UNITS_S[unit]
     if dur <= 0:
         raise ValueError(f"interval {item.strip()!r} in plan {whole!r} has no duration")
+    if dur > MAX_INTERVAL_S:
+        raise ValueError(f"interval {item.strip()!r} in plan {whole!r} is longer than 24 h, "
+                         "the limit for one interval; e.g. '1 min run / 3 min walk x 6'")
     return PlannedInterval("run" if act in ("run", "jog") else "walk", dur)
 
 
@@ -96,7 +102,8 @@ def parse_plan(text: str) -> IntervalPlan:
     """Parse a plan string such as ``"1 min run / 3 min walk x 6"``.
 
     Groups are joined by ``+``; inside a group, intervals are separated by ``/`` or
-    ``,`` and the group may end in ``x N`` (parentheses optional).
+    ``,`` and the group may end in ``x N`` (parentheses optional). ``N`` is at most
+    :data:`MAX_REPEAT` (100) and an interval lasts at most :data:`MAX_INTERVAL_S` (24 h).
 
     Raises
     ------
@@ -111,9 +118,12 @@ def parse_plan(text: str) -> IntervalPlan:
         n = 1
         m = _REPEAT_RE.match(g)
         if m is not None:
-            g, n = m.group("body").strip(), int(m.group("n"))
-            if n < 1:
-                raise ValueError(f"repeat count {n} in plan {text!r} must be at least 1")
+            g, digits = m.group("body").strip(), m.group("n").lstrip("0") or "0"
+            # (a huge count is out of bounds without int() of its digits)
+            n = int(digits) if len(digits) <= len(str(MAX_REPEAT)) else MAX_REPEAT + 1
+            if not 1 <= n <= MAX_REPEAT:
+                raise ValueError(f"repeat count {m.group('n')} in plan {text!r} must be at "
+                                 f"least 1 and at most {MAX_REPEAT}")
         g = g.strip().removeprefix("(").removesuffix(")")
         items = [_parse_item(i, text) for i in re.split(r"[/,]", g) if i.strip()]
         if not items:
@@ -123,7 +133,8 @@ def parse_plan(text: str) -> IntervalPlan:
 
 
 def plan_from_mapping(d: Mapping[str, Any]) -> IntervalPlan:
-    """The structured TOML form (``repeat`` + ``[[intervals]]``) or ``plan = "..."``.
+    """The structured TOML form (``repeat`` + ``[[intervals]]``) or ``plan = "..."``, with
+    the bounds of :func:`parse_plan`.
 
     Raises
     ------
@@ -144,8 +155,8 @@ def plan_from_mapping(d: Mapping[str, Any]) -> IntervalPlan:
     if not isinstance(ivs, list) or not ivs:
         raise ValueError("intervals: give at least one [[protocol.intervals]] table")
     repeat = d.get("repeat", 1)
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat: must be an integer >= 1, got {repeat!r}")
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
+        raise ValueError(f"repeat: must be an integer from 1 to {MAX_REPEAT}, got {repeat!r}")
     items: list[PlannedInterval] = []
     for i, iv in enumerate(ivs):
         if not isinstance(iv, Mapping):
@@ -157,8 +168,10 @@ def plan_from_mapping(d: Mapping[str, Any]) -> IntervalPlan:
         if act not in ("run", "walk"):
             raise ValueError(f"intervals[{i}].activity: must be \"run\" or \"walk\", got {act!r}")
         dur = iv.get("duration_s")
-        if isinstance(dur, bool) or not isinstance(dur, int | float) or not dur > 0:
-            raise ValueError(f"intervals[{i}].duration_s: must be a number > 0, got {dur!r}")
+        if (isinstance(dur, bool) or not isinstance(dur, int | float)
+                or not 0 < dur <= MAX_INTERVAL_S):
+            raise ValueError(f"intervals[{i}].duration_s: must be a number of seconds > 0 "
+                             f"and <= {MAX_INTERVAL_S:.0f} (24 h), got {dur!r}")
         items.append(PlannedInterval(act, float(dur)))
     # the same plan in the text form parse_plan reads (for reports)
     text = " / ".join(f"{iv.duration_s:g} s {iv.activity}" for iv in items)

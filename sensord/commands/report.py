@@ -10,8 +10,11 @@ from ``SENSORD_INFLUX_TOKEN`` or ``--influx-token-file`` (never a flag).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,21 +59,46 @@ def _token(path: Path | None) -> str | None:
     return value or None
 
 
+#: A ``--pain`` time ``MM:SS`` (seconds 0-59, a fraction allowed).
+_MM_SS_RE = re.compile(r"(?P<mm>[0-9]+):(?P<ss>[0-5]?[0-9](?:\.[0-9]+)?)")
+
+
 def _parse_pain_arg(text: str) -> tuple[float, str]:
+    """``'25:00=4 left knee'`` -> (run time in seconds, ``'4 left knee'``).
+
+    Raises
+    ------
+    InputError
+        No ``=SCORE``, or a time that is not ``MM:SS`` (seconds 0-59) or seconds >= 0.
+    """
     when, sep, what = text.partition("=")
     if not sep or not what.strip():
         raise InputError(f"--pain {text!r}: write MM:SS=SCORE, e.g. '25:00=4 left knee'")
-    try:
-        if ":" in when:
-            mm, ss = when.split(":", 1)
-            t = int(mm) * 60 + float(ss)
-        else:
+    m = _MM_SS_RE.fullmatch(when.strip())
+    t = math.nan
+    if m is not None:
+        t = int(m["mm"]) * 60 + float(m["ss"])
+    elif ":" not in when:
+        with contextlib.suppress(ValueError):
             t = float(when)
-    except ValueError:
-        raise InputError(f"--pain {text!r}: time {when!r} is not MM:SS or seconds") from None
-    if t < 0:
-        raise InputError(f"--pain {text!r}: time must not be negative")
+    if not math.isfinite(t) or t < 0:
+        raise InputError(f"--pain {text!r}: time {when!r} is not MM:SS (seconds 0-59) or "
+                         "seconds >= 0, e.g. '25:00=4 left knee'")
     return t, what.strip()
+
+
+def _refuse_overwriting(out: str, inputs: list[Path | None]) -> None:
+    """Raise :class:`InputError` when the report would be written over one of ``inputs``."""
+    if out == "-":
+        return
+    for inp in inputs:
+        try:
+            same = inp is not None and inp.is_file() and os.path.samefile(out, inp)
+        except OSError:  # (out, or this input, is missing or out of reach: not the same)
+            continue
+        if same:
+            raise InputError(f"the report would overwrite its input {inp} (output {out}); "
+                             "give another -o FILE.html")
 
 
 def _config(args: argparse.Namespace) -> tuple[CoachParams | None, str, str | None]:
@@ -102,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give either --influx-url or --store, not both")
     if (args.influx_url or args.store) and args.pain:
         raise InputError("--pain applies to recordings; stored runs carry their reports")
+    inputs = [Path(args.run), args.store, args.store and args.store / f"{args.run}.jsonl",
+              args.influx_token_file, Path(args.config) if args.config else None]
+    if args.output is not None:
+        _refuse_overwriting(args.output, inputs)  # (before the slow analysis)
     coach, runner, plan = _config(args)
     if plan is not None:
         from sensord.coaching.protocol import parse_plan
@@ -139,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         data = dataclasses.replace(data, coach=coach)
     html = build_report(data, plan_text=plan)
     out = args.output or f"{data.info.run_id}.html"
+    _refuse_overwriting(out, inputs)
     if out == "-":
         sys.stdout.write(html)
         return 0
@@ -146,5 +179,6 @@ def run(args: argparse.Namespace) -> int:
         Path(out).write_text(html, encoding="utf-8")
     except OSError as e:
         raise InputError(f"cannot write {out}: {e.strerror}") from None
-    print(f"wrote {out} ({len(data.steps)} steps, {len(data.alerts)} alerts)", file=sys.stderr)
+    raised = sum(a.state == "raised" for a in data.alerts)
+    print(f"wrote {out} ({len(data.steps)} steps, {raised} alerts)", file=sys.stderr)
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -178,6 +179,22 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the credentials of its user info hidden, for messages.
+
+    ``http://alice:s3cret@host`` -> ``http://alice:***@host``, ``http://TOKEN@host`` ->
+    ``http://***@host``. Works on any string, even one that does not parse as a URL.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    if "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{sep}{user + ':' if colon else ''}***@{host}"
+
+
 @dataclass(frozen=True, slots=True)
 class InfluxQL:
     """A minimal InfluxQL-over-HTTP client (``/query``, epoch ms).
@@ -193,6 +210,11 @@ class InfluxQL:
         for no auth. Never logged or shown.
     timeout_s
         Per-request timeout.
+
+    Raises
+    ------
+    InputError
+        ``url`` is not a valid ``http(s)://HOST[:PORT]`` URL, or holds credentials.
     """
 
     url: str
@@ -201,9 +223,27 @@ class InfluxQL:
     timeout_s: float = 15.0
 
     def __post_init__(self) -> None:
-        parsed = urllib.parse.urlparse(self.url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InputError(f"--influx-url must look like http://HOST:PORT, got {self.url!r}")
+        shown = self.shown_url
+        how = "write it like http://HOST:PORT"
+        if any(c.isspace() or not c.isprintable() for c in self.url):
+            raise InputError(f"--influx-url {shown!r} contains spaces or control characters; "
+                             + how)
+        try:
+            parsed = urllib.parse.urlsplit(self.url)
+            _ = parsed.port  # (raises ValueError for a port that is not 0-65535)
+        except ValueError as e:
+            detail = f" ({e})" if shown == self.url else ""  # (e may quote a password)
+            raise InputError(f"--influx-url {shown!r} is not a valid URL{detail}; {how}") from None
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise InputError(f"--influx-url must look like http://HOST:PORT, got {shown!r}")
+        if "@" in parsed.netloc:
+            raise InputError(f"--influx-url {shown!r}: credentials in the URL are not used; "
+                             "put user:password in --influx-token-file or $SENSORD_INFLUX_TOKEN")
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages and reports show it (credentials redacted)."""
+        return redact_url(self.url)
 
     def _headers(self) -> dict[str, str]:
         if not self.token:
@@ -221,7 +261,10 @@ class InfluxQL:
         ------
         ServiceError
             Unreachable server, HTTP error, or an InfluxQL error (e.g. unknown database).
+        InputError
+            The URL cannot be used for a request.
         """
+        url = self.shown_url
         body = urllib.parse.urlencode({"q": q, "db": self.db, "epoch": "ms"}).encode()
         req = urllib.request.Request(self.url.rstrip("/") + "/query", data=body,
                                      headers=self._headers(), method="POST")
@@ -229,18 +272,21 @@ class InfluxQL:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 doc = json.loads(resp.read())
         except urllib.error.HTTPError as e:
-            detail = e.read()[:200].decode(errors="replace").strip()
-            raise ServiceError(f"InfluxDB at {self.url} answered HTTP {e.code}: {detail}") from None
+            detail = " ".join(e.read()[:200].decode(errors="replace").split())
+            raise ServiceError(f"InfluxDB at {url} answered HTTP {e.code}: {detail}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
-            raise ServiceError(f"cannot reach InfluxDB at {self.url}: {reason}") from None
-        except json.JSONDecodeError:
-            raise ServiceError(f"{self.url} did not answer like InfluxDB (no JSON)") from None
+            raise ServiceError(f"cannot reach InfluxDB at {url}: {reason}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ServiceError(f"{url} did not answer like InfluxDB (no JSON)") from None
+        except ValueError:  # http.client.InvalidURL and the like, for what __post_init__ let by
+            raise InputError(f"--influx-url {url!r} is not a valid URL; write it like "
+                             "http://HOST:PORT") from None
         results = doc.get("results") or [{}]
         if "error" in results[0]:
-            raise ServiceError(f"InfluxDB ({self.url}, db {self.db!r}): {results[0]['error']}")
+            raise ServiceError(f"InfluxDB ({url}, db {self.db!r}): {results[0]['error']}")
         if "error" in doc:
-            raise ServiceError(f"InfluxDB ({self.url}): {doc['error']}")
+            raise ServiceError(f"InfluxDB ({url}): {doc['error']}")
         return list(results[0].get("series", []))
 
     def rows(self, q: str) -> list[dict[str, Any]]:
@@ -283,7 +329,7 @@ def from_influx(client: InfluxQL, run_id: str) -> RunData:
         known = client.rows('SELECT last("step_index") FROM "steps" GROUP BY "run_id"')
         hint = ", ".join(sorted({str(r.get("run_id")) for r in known})[:10]) or "none"
         raise ServiceError(f"run {run_id!r} not found in database {client.db!r} at "
-                           f"{client.url} (runs there: {hint})")
+                           f"{client.shown_url} (runs there: {hint})")
     first = step_rows[0]
     t0_ms = int(first["time"]) - round(float(first.get("t_ic_s") or 0.0) * 1000)
 
@@ -347,7 +393,7 @@ def from_influx(client: InfluxQL, run_id: str) -> RunData:
                    sensor_id=str(first.get("sensor") or "?"), run_id=run_id,
                    placement=placement)
     data = from_events(info, [*steps, *summaries, *alerts, *pain, *health],
-                       source=f"InfluxDB {client.url} db {client.db}")
+                       source=f"InfluxDB {client.shown_url} db {client.db}")
     return RunData(info=data.info, steps=data.steps, summaries=data.summaries,
                    alerts=data.alerts, pain=data.pain, health=data.health, bouts=data.bouts,
                    source=data.source, started_at_ms=t0_ms)
@@ -389,6 +435,9 @@ def _known(cls: type[Any], d: dict[str, Any]) -> dict[str, Any]:
 def from_jsonl(path: str | Path) -> RunData:
     """Read a run from the JSON Lines store of ``sensord run`` (``<dir>/<run_id>.jsonl``).
 
+    A last line cut off while it was written (after the run record; no newline, not a
+    valid record: the run ended in a crash) is skipped with a one-line warning on stderr.
+
     Raises
     ------
     InputError
@@ -396,18 +445,18 @@ def from_jsonl(path: str | Path) -> RunData:
     """
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = p.read_bytes().split(b"\n")
     except FileNotFoundError:
         raise InputError(f"{p}: no such run file") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise InputError(f"{p}: cannot read ({e})") from None
     info: RunInfo | None = None
     events: list[object] = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
         try:
-            doc = json.loads(line)
+            doc = json.loads(raw.decode("utf-8"))
             kind = doc.pop("record")
             if kind == "run":
                 info = RunInfo(**_known(RunInfo, doc))
@@ -415,6 +464,10 @@ def from_jsonl(path: str | Path) -> RunData:
                 cls = _JSONL_TYPES[kind]
                 events.append(cls.from_dict(doc) if cls is Step else cls(**_known(cls, doc)))
         except (ValueError, TypeError, KeyError, AttributeError) as e:
+            if n == len(lines) and info is not None:  # last line, no newline: a torn write
+                print(f"sensord: warning: {p}:{n}: skipped the incomplete last line (the run "
+                      "stopped while writing it)", file=sys.stderr)
+                continue
             raise InputError(f"{p}:{n}: not a sensord run record ({e}); pass the .jsonl "
                              "file `sensord run` wrote") from None
     if info is None:
