@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,10 @@ async def test_round_trip_and_rewrites_replace(tmp_path: Path) -> None:
             await store.publish_step(s)
         await store.publish_steps(steps[10:20])  # a replay: replaces, never doubles
         await store.publish_alert(alert)
+        for side in ("left", "right"):  # one detector, both sides, the same moment
+            await store.publish_alert(dataclasses.replace(
+                alert, kind="pelvic_drop_rising", metric="pelvic_drop_deg", side=side))
+        await store.publish_alert(alert)  # a replay: replaces, never doubles
         await store.publish_summary(FormSummary(t_s=10.0, form_score=80.0, steps=28))
         await store.publish_health(SensorHealth(t_s=5.0, connected=True, battery_pct=90))
         await store.publish_pain(PainReport(t_s=12.5, score=3, location="hip"))
@@ -36,7 +41,8 @@ async def test_round_trip_and_rewrites_replace(tmp_path: Path) -> None:
     assert rec.run == run
     assert rec.epoch_offset_s == T0_S
     assert rec.steps == tuple(steps)
-    assert rec.alerts == (alert,)
+    assert sorted((a.kind, a.side or "") for a in rec.alerts) == [
+        ("cadence_low", ""), ("pelvic_drop_rising", "left"), ("pelvic_drop_rising", "right")]
     assert rec.summaries[0].form_score == 80.0
     assert rec.health[0].battery_pct == 90
     assert rec.pain == (PainReport(t_s=12.5, score=3, location="hip"),)

@@ -87,18 +87,36 @@ class RunRecords:
 
 
 def _connect(path: Path | str, *, create: bool) -> sqlite3.Connection:
+    """Open a store for writing (``create=True``: created if missing) or read-only.
+
+    Reading never writes: the file is opened with ``mode=ro`` and must already hold the
+    store's tables, so a foreign or empty file is reported, never turned into a store.
+    """
     p = Path(path)
     if not create and not p.exists():
         raise InputError(f"local store {p} does not exist")
     if create:
         p.parent.mkdir(parents=True, exist_ok=True)
+    db: sqlite3.Connection | None = None
     try:
-        db = sqlite3.connect(str(p), isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        if create:
+            db = sqlite3.connect(str(p), isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            return db
+        db = sqlite3.connect(f"{p.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
+        if db is not None:
+            db.close()
+        if isinstance(e, sqlite3.OperationalError):  # locked, no permission, ...
+            raise InputError(f"cannot open local store {p}: {e}") from None
         raise InputError(f"{p} is not a sensord local store: {e}") from None
+    if not {"runs", "records"} <= tables:
+        db.close()
+        raise InputError(f"{p} is not a sensord local store (no runs/records tables); pass "
+                         "a store file LocalStore wrote, or the `sensord run --store` directory")
     return db
 
 
@@ -179,7 +197,8 @@ class LocalStore:
 
     async def publish_alert(self, alert: Alert) -> None:
         ts = epoch_ms(self._t0, alert.t_s)
-        self._put("alerts", f"{ts}:{alert.kind}:{alert.state}", ts, alert.to_dict())
+        key = f"{ts}:{alert.kind}:{alert.side or '-'}:{alert.state}"  # (both sides at once)
+        self._put("alerts", key, ts, alert.to_dict())
 
     async def publish_health(self, health: SensorHealth) -> None:
         ts = epoch_ms(self._t0, health.t_s)
