@@ -149,3 +149,34 @@ async def test_bad_payloads_dead_lettered_and_good_ones_around_them_written(
         assert bridge.running  # never stopped on bad input
     finally:
         await asyncio.to_thread(bridge.stop)
+
+
+async def test_a_malformed_message_inside_a_backlog_does_not_stall_the_bridge(
+    tmp_path: Path, mosquitto: MosquittoServer, influxdb1: InfluxDB1Server
+) -> None:
+    """The bridge pauses reading while its backlog is full; publishing a dead letter then
+    waited for a PUBACK nothing read: a timeout, a reconnect, the same message again, for
+    ever, and nothing else ingested."""
+    influxdb1.create_database("sensord")
+    bridge = IngestProcess.between(tmp_path / "ingest", mosquitto, influxdb1.url,
+                                   "--receive-max", "50")
+    await asyncio.to_thread(bridge.start)  # (creates the persistent session)
+    await asyncio.to_thread(bridge.stop)
+    run = RunInfo("alice", "pelvis1", "run-backlog", "pelvis")
+    messages = [encode_step(run, s, T0_S) for s in make_steps(4000)]
+    messages[2500] = b'{"not": "valid"'
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="fill",
+                              max_inflight_messages=1000) as pub:
+        for i in range(0, len(messages), 1000):
+            await asyncio.gather(*(pub.publish("sensord/v1/alice/pelvis1/steps", m, qos=1)
+                                   for m in messages[i:i + 1000]))
+    await asyncio.to_thread(bridge.start)
+    try:
+        want = [i for i in range(4000) if i != 2500]
+        await asyncio.to_thread(
+            wait_until, lambda: influx_step_indices(influxdb1, run.run_id) == want, 60,
+            "the 3999 good steps behind and after the malformed one")
+        log = bridge.log_tail(10**6)
+        assert "dead-lettered a message" in log and "timed out" not in log
+    finally:
+        await asyncio.to_thread(bridge.stop)

@@ -191,12 +191,20 @@ class _ReadGate:
             log.warning("reading from the broker failed: %s", e)
             self._paho.disconnect()
             return
-        if len(self._client.messages) >= self._high and self._fd is not None:
+        # (never while our own publish awaits its PUBACK: only reading brings it in)
+        if (len(self._client.messages) >= self._high and self._fd is not None
+                and not self._paho._out_messages):
             self._loop.remove_reader(self._fd)
             self.paused = True
 
     def maybe_resume(self) -> None:
-        if self.paused and len(self._client.messages) <= self._low and self._fd is not None:
+        if self.paused and len(self._client.messages) <= self._low:
+            self.keep_reading()
+
+    def keep_reading(self) -> None:
+        """Read again now, however full: before a publish of ours (a dead letter) is
+        awaited, or its PUBACK would wait behind the pause forever."""
+        if self.paused and self._fd is not None:
             self.paused = False
             sock = self._paho.socket()
             if sock is not None and sock.fileno() == self._fd:
@@ -240,6 +248,7 @@ class IngestBridge:
         self._in_pipeline = 0  # messages handed to the writer, not yet acknowledged
         self.connected = asyncio.Event()
         self._shed = _ShedDetector(self._c)
+        self._gate: _ReadGate | None = None  # (the live connection's, for dead letters)
         self._mqtt_log = logging.getLogger(f"sensord.ingest.mqtt.{id(self):x}")
         self._mqtt_log.addFilter(self._shed)
 
@@ -332,7 +341,8 @@ class IngestBridge:
             self._conn_seq += 1
             conn = self._conn = self._conn_seq
             self._client = client
-            gate = _ReadGate(client, self._cfg.receive_max, self._cfg.receive_max // 2)
+            gate = self._gate = _ReadGate(client, self._cfg.receive_max,
+                                          self._cfg.receive_max // 2)
             gate.install()
             # Read first: a resumed session may deliver a backlog before our SUBACKs, and
             # the SUBACKs arrive only once the reader has made room.
@@ -412,6 +422,8 @@ class IngestBridge:
     ) -> None:
         log.warning("dead-lettered a message on %s: %s", topic, reason)
         body = deadletter_payload(topic, payload, reason, int(time.time() * 1000))
+        if self._gate is not None:
+            self._gate.keep_reading()
         await client.publish(DEADLETTER_TOPIC, body, qos=1)
         self._c.deadlettered += 1
 
