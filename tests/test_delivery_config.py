@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sensord.commands import ingest
+from sensord.commands.ingest import parse_broker
 from sensord.errors import InputError
 from sensord.model import RunInfo
 from tests.servers import (
@@ -47,6 +48,13 @@ def test_example_config_loads_and_flags_win() -> None:
         ("[ingest]\nbatchsize = 5\n", "unknown key 'batchsize'"),
         ("[ingest\n", "invalid TOML"),
         ("[ingest]\nbatch_size = 0\n", "--batch-size must be a positive integer"),
+        ('[ingest]\ntls = "false"\n', "tls: 'false' must be true or false"),
+        ('[ingest]\ndb_mode = "v3"\n', "db_mode: 'v3' is not one of v1, v2"),
+        ('[ingest]\nlog_level = "trace"\n', "log_level: 'trace' is not one of"),
+        ('[ingest]\nmax_backoff_s = "30s"\n', "max_backoff_s: '30s' must be a number"),
+        ("[ingest]\nmax_backoff_s = 0\n", "--max-backoff-s must be > 0"),
+        ('[ingest]\nbroker = ""\n', "--broker must be HOST"),
+        ("[ingest]\nbatch_size = 1" + "0" * 5000 + "\n", "invalid TOML"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, words: str) -> None:
@@ -66,7 +74,8 @@ def test_bad_flag_exits_2_with_one_line() -> None:
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     assert out.returncode == 2
-    assert out.stderr.strip() == "sensord: error: --broker must be HOST[:PORT], got 'host:notaport'"
+    assert out.stderr.strip() == ("sensord: error: --broker must be HOST[:PORT] or [IPV6]:PORT, "
+                                  "got 'host:notaport'")
 
 
 @pytest.mark.servers
@@ -93,3 +102,22 @@ async def test_token_from_env_is_never_logged(
     log = bridge.log_tail(10_000_000)
     assert "stopped: IngestStats" in log  # the log is there and complete
     assert secret not in log
+
+
+def test_broker_addresses_ipv6_included() -> None:
+    assert parse_broker("mqtt.example.org") == ("mqtt.example.org", 1883)
+    assert parse_broker("10.0.0.2:8883") == ("10.0.0.2", 8883)
+    assert parse_broker("[::1]:1884") == ("::1", 1884)
+    assert parse_broker("[fe80::1]") == ("fe80::1", 1883)
+    for bad in ("", ":1883", "host:", "host:0", "::1:1883", "[::1", "host:1883:1"):
+        with pytest.raises(InputError, match="--broker must be"):
+            parse_broker(bad)
+
+
+def test_a_bad_database_url_never_shows_its_credentials() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sensord.cli", "ingest", "--influx-url", "htp://user:s3cret@db"],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert out.returncode == 2
+    assert "database URL must be" in out.stderr and "s3cret" not in out.stderr

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import tomllib
 from pathlib import Path
@@ -43,6 +44,7 @@ _DEFAULTS: dict[str, Any] = {
     "log_level": "info",
 }
 _SECRET_KEYS = {"password", "mqtt_password", "token", "influx_token"}
+_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,17 +69,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--linger-ms", type=int, help="longest a point waits for its batch (default 200)")
     a("--receive-max", type=int, help="most unacknowledged messages in flight (default 2000)")
     a("--max-backoff-s", type=float, help="cap of the retry backoff (default 30)")
-    a("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
+    a("--log-level", choices=_LOG_LEVELS, help="default info")
 
 
 def _load_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise InputError(f"cannot read config {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; save the config as UTF-8 TOML") from None
+    except ValueError as e:  # (tomllib.TOMLDecodeError, or a number too long to read)
         raise InputError(f"{path}: invalid TOML: {e}") from None
     section = doc.get("ingest", doc)
     if not isinstance(section, dict):
@@ -99,25 +103,49 @@ def _load_config(path: Path | None) -> dict[str, Any]:
 def read_secret(env: str, path: object, what: str) -> str | None:
     if path is not None:
         try:
-            return Path(str(path)).read_text().strip() or None
+            return Path(str(path)).read_text(encoding="utf-8").strip() or None
         except OSError as e:
             raise InputError(f"cannot read {what} file {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{what} file {path} is not UTF-8 text") from None
     value = os.environ.get(env)
     return value.strip() if value else None
 
 
 def parse_broker(value: str) -> tuple[str, int]:
-    """``HOST[:PORT]`` -> (host, port); port defaults to 1883."""
-    host, sep, port_s = value.rpartition(":")
-    if not sep:
-        return value, 1883
+    """``HOST[:PORT]`` or ``[IPV6][:PORT]`` -> (host, port); port defaults to 1883."""
+    bad = InputError(f"--broker must be HOST[:PORT] or [IPV6]:PORT, got {value!r}")
+    m = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::(?P<p6>[^:]*))?|(?P<h>[^:\[\]]+)"
+                     r"(?::(?P<p>[^:]*))?", value.strip())
+    if m is None:
+        raise bad
+    host, port_s = (m["v6"], m["p6"]) if m["v6"] else (m["h"].strip(), m["p"])
+    if port_s is None:
+        return host, 1883
     try:
         port = int(port_s)
     except ValueError:
-        raise InputError(f"--broker must be HOST[:PORT], got {value!r}") from None
-    if not host or not 0 < port < 65536:
-        raise InputError(f"--broker must be HOST[:PORT], got {value!r}")
+        raise bad from None
+    if not 0 < port < 65536:
+        raise bad
     return host, port
+
+
+def _check_type(key: str, value: object) -> None:
+    """A setting must have its default's type (``None`` = unset; paths from flags)."""
+    default = _DEFAULTS[key]
+    if value is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false (not a string)"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    else:
+        ok, kind = isinstance(value, str | Path), "a string"
+    if not ok:
+        raise InputError(f"setting {key}: {value!r} must be {kind}")
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,6 +156,14 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         v = getattr(args, k, None)
         if v is not None:
             s[k] = v
+    for k, v in s.items():
+        _check_type(k, v)
+    for k, allowed in (("db_mode", ("v1", "v2")), ("log_level", _LOG_LEVELS)):
+        if s[k] not in allowed:
+            raise InputError(f"setting {k}: {s[k]!r} is not one of {', '.join(allowed)}")
+    parse_broker(s["broker"])  # (fail before anything starts)
+    if not 0 < float(s["max_backoff_s"]) <= 3600:
+        raise InputError(f"--max-backoff-s must be > 0 and <= 3600 s, got {s['max_backoff_s']}")
     for k in ("batch_size", "linger_ms", "receive_max"):
         if not isinstance(s[k], int) or s[k] < 1:
             raise InputError(f"--{k.replace('_', '-')} must be a positive integer, got {s[k]!r}")

@@ -92,7 +92,8 @@ class _Endpoint:
 def _endpoint(url: str) -> _Endpoint:
     u = urllib.parse.urlsplit(url)
     if u.scheme not in ("http", "https") or not u.hostname:
-        raise ValueError(f"database URL must be http(s)://host[:port], got {url!r}")
+        shown = repr(url) if "@" not in url else "a URL with credentials (not shown)"
+        raise ValueError(f"database URL must be http(s)://host[:port], got {shown}")
     port = u.port or (443 if u.scheme == "https" else 80)
     return _Endpoint(u.scheme, u.hostname, port, u.path.rstrip("/"))
 
