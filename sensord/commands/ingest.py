@@ -164,8 +164,8 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     parse_broker(s["broker"])  # (fail before anything starts)
     if not 0 < float(s["max_backoff_s"]) <= 3600:
         raise InputError(f"--max-backoff-s must be > 0 and <= 3600 s, got {s['max_backoff_s']}")
-    for k in ("batch_size", "linger_ms", "receive_max"):
-        if not isinstance(s[k], int) or s[k] < 1:
+    for k in ("batch_size", "linger_ms", "receive_max"):  # (integers: _check_type)
+        if s[k] < 1:
             raise InputError(f"--{k.replace('_', '-')} must be a positive integer, got {s[k]!r}")
     if s["receive_max"] > 65535:
         raise InputError(f"--receive-max must be at most 65535, got {s['receive_max']}")
